@@ -1,0 +1,432 @@
+"""Loads a LiteLLM `config.yaml` (and `.env`) into one frozen `Config` the proxy is built from.
+
+`load_config(path)` reads the file, applies `environment_variables`, resolves every
+`os.environ/NAME`, checks types (`ConfigError` naming file, YAML path and reason), collects
+unknown keys as warnings and resolves each `model_list` entry into a `Deployment`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from proxy.config_schema import CacheParams, LitellmSettings, ModelEntry, RawConfig, RouterSettings
+from proxy.errors import ConfigError
+from proxy.providers.catalog import PROVIDERS, split_model
+from proxy.secret import Secret
+
+ENV_PREFIX = "os.environ/"
+DEFAULT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One model_list entry, resolved: where to send, with which key, under which limits."""
+
+    id: str
+    group: str
+    provider: str
+    wire: str
+    model: str
+    """The name the upstream is called with (provider prefix stripped; `*` for wildcards)."""
+    api_base: str
+    key: Secret | None
+    key_env: str | None
+    """The variable the key came from, for messages (never the key itself)."""
+    disabled_reason: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = DEFAULT_TIMEOUT
+    max_retries: int | None = None
+    weight: float = 1.0
+    order: int = 1
+    mock_response: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    cache_read_cost_per_token: float | None = None
+    cache_write_cost_per_token: float | None = None
+    max_input_tokens: int | None = None
+
+    @property
+    def wildcard(self) -> bool:
+        return self.group.endswith("*")
+
+    @property
+    def key_redacted(self) -> str:
+        return self.key.redacted if self.key else "-"
+
+
+@dataclass(frozen=True)
+class Config:
+    deployments: tuple[Deployment, ...]
+    router: RouterSettings
+    litellm: LitellmSettings
+    master_key: Secret | None
+    database_url: Secret | None
+    usage_retention_days: int
+    num_retries: int
+    fallbacks: Mapping[str, tuple[str, ...]]
+    context_window_fallbacks: Mapping[str, tuple[str, ...]]
+    warnings: tuple[str, ...] = ()
+    path: Path | None = None
+    demo: bool = False
+
+    @property
+    def groups(self) -> dict[str, list[Deployment]]:
+        out: dict[str, list[Deployment]] = {}
+        for dep in self.deployments:
+            out.setdefault(dep.group, []).append(dep)
+        return out
+
+    @property
+    def cache(self) -> CacheParams | None:
+        return self.litellm.cache_params if self.litellm.cache else None
+
+
+DEMO_CONFIG = Path(__file__).with_name("demo_config.yaml")
+
+
+def find_config(explicit: str | None) -> tuple[Path, bool]:
+    """Returns the config to use and whether it is the built-in demo (contract lookup order)."""
+    for candidate in (
+        explicit,
+        os.environ.get("LLMPROXY_CONFIG"),
+        "config.yaml",
+        str(Path.home() / ".litellm" / "config.yaml"),
+    ):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if candidate in (explicit, os.environ.get("LLMPROXY_CONFIG")) or path.is_file():
+                return path, False
+    return DEMO_CONFIG, True
+
+
+def load_env_file(config_path: Path, explicit: str | None) -> Path | None:
+    """Loads `.env` (explicit, beside the config, or ./.env); set variables win.
+
+    Raises:
+        ConfigError: an explicit `--env-file` that does not exist.
+    """
+    from dotenv import load_dotenv
+
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: --env-file does not exist")
+        load_dotenv(path, override=False)
+        return path
+    for path in (config_path.parent / ".env", Path(".env")):
+        if path.is_file():
+            load_dotenv(path, override=False)
+            return path
+    return None
+
+
+def load_config(path: Path | str, *, demo: bool = False) -> Config:
+    """Reads and validates a LiteLLM config file.
+
+    Returns:
+        The frozen Config; `warnings` lists unknown keys and disabled deployments.
+    Raises:
+        ConfigError: unreadable file, bad YAML, or a type error (message names file and path).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    return build_config(data if data is not None else {}, path=path, demo=demo)
+
+
+def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> Config:
+    """Validates an already-parsed config document; see load_config."""
+    where = str(path) if path else "<config>"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of sections")
+    warnings: list[str] = []
+    _apply_environment_variables(data.get("environment_variables"), where)
+    missing: dict[str, str] = {}
+    resolved = _resolve_env(data, "", missing)
+    try:
+        raw = RawConfig.model_validate(resolved)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(where, exc, resolved)) from None
+    _collect_unknown(raw, "", warnings)
+    for dotted, var in missing.items():
+        if not dotted.endswith(".api_key"):
+            warnings.append(f"{dotted}: environment variable {var} is not set")
+    deployments = _build_deployments(raw, missing, warnings, where)
+    settings = raw.litellm_settings
+    router = raw.router_settings
+    master = raw.general_settings.master_key
+    if "general_settings.master_key" in missing:
+        warnings.append(
+            f"general_settings.master_key: {missing['general_settings.master_key']} "
+            "is not set, so the proxy asks clients for no key"
+        )
+    db = raw.general_settings.database_url
+    groups = {d.group for d in deployments}
+    fallbacks = _fallbacks(router.fallbacks or settings.fallbacks, "fallbacks", groups, warnings)
+    ctx = _fallbacks(
+        router.context_window_fallbacks or settings.context_window_fallbacks,
+        "context_window_fallbacks",
+        groups,
+        warnings,
+    )
+    num_retries = router.num_retries if router.num_retries is not None else settings.num_retries
+    return Config(
+        deployments=tuple(deployments),
+        router=router,
+        litellm=settings,
+        master_key=Secret(master) if master else None,
+        database_url=Secret(db) if db else None,
+        usage_retention_days=raw.general_settings.usage_retention_days,
+        num_retries=2 if num_retries is None else num_retries,
+        fallbacks=fallbacks,
+        context_window_fallbacks=ctx,
+        warnings=tuple(warnings),
+        path=path,
+        demo=demo,
+    )
+
+
+def _apply_environment_variables(section: Any, where: str) -> None:
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: environment_variables: expected a mapping of NAME: value")
+    for name, value in section.items():
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            continue
+        os.environ.setdefault(str(name), str(value))
+
+
+def _resolve_env(node: Any, dotted: str, missing: dict[str, str]) -> Any:
+    """Replaces every `os.environ/NAME` string; unset names become None and are recorded."""
+    if isinstance(node, str) and node.startswith(ENV_PREFIX):
+        var = node[len(ENV_PREFIX) :]
+        value = os.environ.get(var)
+        if value is None or value == "":
+            missing[dotted] = var
+            return None
+        return value
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, _join(dotted, str(k)), missing) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, f"{dotted}[{i}]", missing) for i, v in enumerate(node)]
+    return node
+
+
+def _join(dotted: str, key: str) -> str:
+    return f"{dotted}.{key}" if dotted else key
+
+
+def _format_validation(where: str, exc: ValidationError, data: Any) -> str:
+    lines = []
+    for err in exc.errors()[:5]:
+        loc = _dotted(err["loc"])
+        value = _lookup(data, err["loc"])
+        got = "" if value is _MISSING else f", got {value!r}"
+        lines.append(f"{where}: {loc}: {_reason(err)}{got}")
+    return "\n".join(lines)
+
+
+_MISSING = object()
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _reason(err: Any) -> str:
+    kind = err["type"]
+    simple = {
+        "int_parsing": "expected an integer",
+        "int_type": "expected an integer",
+        "int_from_float": "expected an integer",
+        "float_parsing": "expected a number",
+        "float_type": "expected a number",
+        "string_type": "expected a string",
+        "bool_parsing": "expected true or false",
+        "bool_type": "expected true or false",
+        "missing": "required key is missing",
+        "dict_type": "expected a mapping",
+        "list_type": "expected a list",
+        "model_type": "expected a mapping",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "literal_error":
+        return f"expected one of {err['ctx']['expected']}"
+    return str(err["msg"]).lower()
+
+
+def _collect_unknown(model: BaseModel, dotted: str, warnings: list[str]) -> None:
+    for key in model.model_extra or {}:
+        warnings.append(f"{_join(dotted, key)}: unknown or unsupported key, ignored")
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _collect_unknown(value, _join(dotted, name), warnings)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    _collect_unknown(item, f"{_join(dotted, name)}[{i}]", warnings)
+
+
+def _build_deployments(
+    raw: RawConfig, missing: dict[str, str], warnings: list[str], where: str
+) -> list[Deployment]:
+    out: list[Deployment] = []
+    counts: dict[str, int] = {}
+    seen_ids: set[str] = set()
+    for i, entry in enumerate(raw.model_list):
+        counts[entry.model_name] = counts.get(entry.model_name, 0) + 1
+        dep = _deployment(raw, entry, i, counts[entry.model_name], missing, warnings, where)
+        if dep.id in seen_ids:
+            raise ConfigError(f"{where}: model_list[{i}].model_info.id: '{dep.id}' is used twice")
+        seen_ids.add(dep.id)
+        out.append(dep)
+    return out
+
+
+def _deployment(
+    raw: RawConfig,
+    entry: ModelEntry,
+    i: int,
+    n: int,
+    missing: dict[str, str],
+    warnings: list[str],
+    where: str,
+) -> Deployment:
+    params, info = entry.litellm_params, entry.model_info
+    at = f"model_list[{i}]"
+    provider, upstream = split_model(params.model)
+    if provider is None:
+        raise ConfigError(
+            f"{where}: {at}.litellm_params.model: cannot infer the provider of "
+            f"'{params.model}'; write it as provider/model (e.g. openai/"
+            f"{params.model})"
+        )
+    spec = PROVIDERS[provider]
+    dep_id = (info.id if info and info.id else None) or (
+        f"{entry.model_name}-{n}"
+        if n > 1 or _group_size(raw, entry.model_name) > 1
+        else entry.model_name
+    )
+    key, key_env, disabled = _key_for(
+        spec.name, spec.key_env, spec.needs_key, params, f"{at}.litellm_params.api_key", missing
+    )
+    if disabled:
+        warnings.append(f"{at} ({dep_id}): disabled: {disabled}")
+    router = raw.router_settings
+    timeout = (
+        params.timeout or router.timeout or raw.litellm_settings.request_timeout or DEFAULT_TIMEOUT
+    )
+    base = (params.api_base or spec.default_base).rstrip("/")
+    if provider == "ollama" and not base.endswith("/v1"):
+        base += "/v1"
+    return Deployment(
+        id=dep_id,
+        group=entry.model_name,
+        provider=provider,
+        wire=spec.wire,
+        model=upstream,
+        api_base=base,
+        key=key,
+        key_env=key_env,
+        disabled_reason=disabled,
+        rpm=_first(params.rpm, entry.rpm, router.rpm),
+        tpm=_first(params.tpm, entry.tpm, router.tpm),
+        timeout=timeout,
+        stream_timeout=params.stream_timeout or timeout,
+        max_retries=params.max_retries,
+        weight=params.weight if params.weight is not None else 1.0,
+        order=params.order or 1,
+        mock_response=params.mock_response,
+        extra_headers=dict(params.extra_headers or {}),
+        input_cost_per_token=info.input_cost_per_token if info else None,
+        output_cost_per_token=info.output_cost_per_token if info else None,
+        cache_read_cost_per_token=info.cache_read_input_token_cost if info else None,
+        cache_write_cost_per_token=info.cache_creation_input_token_cost if info else None,
+        max_input_tokens=info.max_input_tokens if info else None,
+    )
+
+
+def _group_size(raw: RawConfig, name: str) -> int:
+    return sum(1 for e in raw.model_list if e.model_name == name)
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _key_for(
+    provider: str,
+    default_env: str | None,
+    needs_key: bool,
+    params: Any,
+    dotted: str,
+    missing: dict[str, str],
+) -> tuple[Secret | None, str | None, str | None]:
+    """Returns (key, the variable it came from, why the deployment is disabled or None)."""
+    if dotted in missing:
+        var = missing[dotted]
+        return None, var, f"key missing: environment variable {var} is not set"
+    if params.api_key:
+        return Secret(params.api_key), None, None
+    if default_env and os.environ.get(default_env):
+        return Secret(os.environ[default_env]), default_env, None
+    if not needs_key or provider == "mock" or (provider == "openai" and params.api_base):
+        return None, None, None
+    return (
+        None,
+        default_env,
+        (
+            f"key missing: no api_key and {default_env} is not set"
+            if default_env
+            else "key missing: no api_key"
+        ),
+    )
+
+
+def _fallbacks(
+    spec: list[dict[str, list[str]]] | None, name: str, groups: set[str], warnings: list[str]
+) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for item in spec or []:
+        for group, targets in item.items():
+            for t in [group, *targets]:
+                if t not in groups and not any(
+                    g.endswith("*") and t.startswith(g[:-1]) for g in groups
+                ):
+                    warnings.append(f"router_settings.{name}: '{t}' is not a model_name")
+            out[group] = tuple(t for t in targets if t != group)
+    return out

@@ -1,0 +1,166 @@
+"""Events the proxy publishes, and the bus that carries them to the dashboard and SSE clients.
+
+`EventBus.publish` is synchronous, O(1) and never raises or blocks: each subscriber owns a
+bounded deque; when it is full the oldest event goes and the subscriber's `dropped` grows, so a
+slow dashboard loses events but never delays a request. Subscribers may drain from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; `as_dict()` is what SSE clients and the dashboard receive."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["type"] = _TYPE_NAMES[type(self)]
+        return out
+
+
+@dataclass(frozen=True)
+class RequestStarted(Event):
+    id: str
+    time: float
+    group: str
+    stream: bool
+
+
+@dataclass(frozen=True)
+class RequestFinished(Event):
+    """One finished request, as the request log and the usage store see it."""
+
+    id: str
+    time: float
+    """Unix time the request arrived."""
+    group: str
+    deployment: str | None
+    provider: str | None
+    status: int
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    """USD; None when the price is unknown. 0 for a cache hit."""
+    cache: str
+    """"hit", "miss" or "off"."""
+    attempts: int
+    fallback: str | None
+    """The fallback group that served, if one did."""
+    stream: bool
+    kind: str = "chat"
+    error: str | None = None
+    cost_saved: float | None = None
+    """For a cache hit: what the answer cost when it was first made."""
+    tokens_estimated: bool = False
+    cached_tokens: int = 0
+    attempt_log: tuple[dict[str, Any], ...] = ()
+    """Each attempt: deployment, group, status, reason, latency_ms (never a key)."""
+    preview: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentChanged(Event):
+    """A deployment's health changed (cooled down, recovered, key rejected, disabled...)."""
+
+    deployment: str
+    health: str
+    reason: str | None = None
+    cooldown_until: float | None = None
+
+
+@dataclass(frozen=True)
+class CacheCleared(Event):
+    entries: int
+
+
+@dataclass(frozen=True)
+class UsageStoreChanged(Event):
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LogRecord(Event):
+    time: float
+    level: str
+    logger: str
+    message: str
+
+
+_TYPE_NAMES: dict[type, str] = {
+    RequestStarted: "request_started",
+    RequestFinished: "request_finished",
+    DeploymentChanged: "deployment_changed",
+    CacheCleared: "cache_cleared",
+    UsageStoreChanged: "usage_store",
+    LogRecord: "log",
+}
+
+
+@dataclass
+class Subscription:
+    """One subscriber's bounded queue. `drain()` may be called from any thread."""
+
+    maxlen: int
+    queue: deque[Event] = field(init=False)
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self.queue = deque(maxlen=self.maxlen)
+
+    def put(self, event: Event) -> None:
+        if len(self.queue) >= self.maxlen:
+            self.dropped += 1
+        self.queue.append(event)
+
+    def drain(self, limit: int | None = None) -> list[Event]:
+        """Returns and removes the queued events, oldest first."""
+        out: list[Event] = []
+        q = self.queue
+        while q and (limit is None or len(out) < limit):
+            try:
+                out.append(q.popleft())
+            except IndexError:
+                break
+        return out
+
+
+class EventBus:
+    """Fan-out of events to bounded per-subscriber queues; never blocks the publisher."""
+
+    def __init__(self) -> None:
+        self._subs: tuple[Subscription, ...] = ()
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def subscribe(self, maxlen: int = 10_000) -> Subscription:
+        sub = Subscription(maxlen)
+        with self._lock:
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    @property
+    def dropped(self) -> int:
+        return sum(s.dropped for s in self._subs)
+
+    def publish(self, event: Event) -> None:
+        """Hands `event` to every subscriber. O(subscribers), never raises."""
+        self.published += 1
+        for sub in self._subs:  # the tuple is replaced, never mutated: safe without the lock
+            sub.put(event)
+
+
+def now() -> float:
+    return time.time()

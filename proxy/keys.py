@@ -1,0 +1,335 @@
+"""KeyPool: per-deployment health, cooldowns, rpm/tpm windows, latency, and the choice of key.
+
+The router asks `choose()` for a usable deployment of a group, then reports `begin`, `succeed`
+or `fail`. Every rule about when a deployment may be used lives here; the router only loops.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from proxy.config import Deployment
+from proxy.config_schema import RouterSettings
+from proxy.errors import UpstreamError
+from proxy.events import DeploymentChanged, EventBus
+
+WINDOW = 60.0
+"""rpm/tpm and allowed_fails are counted over a sliding minute."""
+MAX_COOLDOWN = 300.0
+"""A Retry-After longer than this is capped."""
+KEY_REJECTED_COOLDOWN = 60.0
+LATENCY_SAMPLES = 50
+EXPLORE = 0.1
+"""latency-based-routing: share of requests sent to a random usable deployment."""
+
+
+@dataclass
+class DeploymentState:
+    """What the pool knows about one deployment; read by snapshot(), written by the pool."""
+
+    dep: Deployment
+    in_flight: int = 0
+    requests: int = 0
+    errors: int = 0
+    cooldown_until: float = 0.0
+    cooldown_reason: str | None = None
+    key_rejected: bool = False
+    disabled: bool = False
+    last_error: str | None = None
+    last_error_at: float | None = None
+    fail_times: deque[float] = field(default_factory=deque)
+    starts: deque[float] = field(default_factory=deque)
+    tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    tokens_used: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    last_latency_at: float = 0.0
+
+    def prune(self, now: float) -> None:
+        edge = now - WINDOW
+        for q in (self.fail_times, self.starts):
+            while q and q[0] <= edge:
+                q.popleft()
+        while self.tokens and self.tokens[0][0] <= edge:
+            self.tokens_used -= self.tokens.popleft()[1]
+
+
+class KeyPool:
+    """Chooses deployments by the configured strategy and keeps their health."""
+
+    def __init__(
+        self,
+        deployments: Iterable[Deployment],
+        settings: RouterSettings,
+        bus: EventBus | None = None,
+        *,
+        price: Callable[[Deployment], float | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.states: dict[str, DeploymentState] = {d.id: DeploymentState(d) for d in deployments}
+        self.settings = settings
+        self._bus = bus
+        self._price = price or (lambda _d: None)
+        self._clock = clock
+        self._wall = wall
+        self._rng = rng or random.Random()
+
+    # ---- choosing ----
+    def usable(
+        self,
+        deps: Sequence[Deployment],
+        exclude: set[str] | frozenset[str] = frozenset(),
+    ) -> list[DeploymentState]:
+        """Returns the deployments that may take a request now, lowest `order` tier only."""
+        now = self._clock()
+        out = []
+        for dep in deps:
+            st = self.states[dep.id]
+            if dep.id in exclude or not self._available(st, now):
+                continue
+            out.append(st)
+        if out:
+            tier = min(st.dep.order for st in out)
+            out = [st for st in out if st.dep.order == tier]
+        return out
+
+    def choose(
+        self, deps: Sequence[Deployment], exclude: set[str] | frozenset[str] = frozenset()
+    ) -> DeploymentState | None:
+        """Returns the deployment the strategy picks, or None when none is usable."""
+        cands = self.usable(deps, exclude)
+        if not cands:
+            return None
+        if len(cands) == 1:
+            return cands[0]
+        strategy = self.settings.routing_strategy
+        if strategy == "least-busy":
+            low = min(st.in_flight for st in cands)
+            return self._rng.choice([st for st in cands if st.in_flight == low])
+        if strategy == "latency-based-routing":
+            return self._by_latency(cands)
+        if strategy in ("usage-based-routing", "usage-based-routing-v2"):
+            return min(cands, key=lambda st: (self._usage_share(st), self._rng.random()))
+        if strategy == "cost-based-routing":
+            return min(cands, key=lambda st: (_price_key(self._price(st.dep)), self._rng.random()))
+        return self._shuffle(cands)
+
+    def _shuffle(self, cands: list[DeploymentState]) -> DeploymentState:
+        deps = [st.dep for st in cands]
+        if any(d.weight != 1.0 for d in deps):
+            weights = [d.weight for d in deps]
+        elif all(d.rpm for d in deps):
+            weights = [float(d.rpm or 0) for d in deps]
+        elif all(d.tpm for d in deps):
+            weights = [float(d.tpm or 0) for d in deps]
+        else:
+            return self._rng.choice(cands)
+        if sum(weights) <= 0:
+            return self._rng.choice(cands)
+        return self._rng.choices(cands, weights=weights)[0]
+
+    def _by_latency(self, cands: list[DeploymentState]) -> DeploymentState:
+        now = self._clock()
+        # Untried, or not measured for a minute (e.g. just back from cooldown): measure it again.
+        stale = [st for st in cands if not st.latencies or now - st.last_latency_at > WINDOW]
+        if stale:
+            return self._rng.choice(stale)
+        if self._rng.random() < EXPLORE:
+            return self._rng.choice(cands)
+        return min(cands, key=lambda st: sum(st.latencies) / len(st.latencies))
+
+    def _usage_share(self, st: DeploymentState) -> float:
+        dep = st.dep
+        shares = []
+        if dep.rpm:
+            shares.append(len(st.starts) / dep.rpm)
+        if dep.tpm:
+            shares.append(st.tokens_used / dep.tpm)
+        return max(shares) if shares else float(len(st.starts))
+
+    def _available(self, st: DeploymentState, now: float) -> bool:
+        if st.disabled or st.dep.disabled_reason:
+            return False
+        if st.cooldown_until > now:
+            return False
+        if st.cooldown_until:
+            self._recover(st)
+        st.prune(now)
+        dep = st.dep
+        if dep.rpm is not None and len(st.starts) >= dep.rpm:
+            return False
+        return not (dep.tpm is not None and st.tokens_used >= dep.tpm)
+
+    def wait_hint(self, deps: Sequence[Deployment]) -> float | None:
+        """Returns seconds until some deployment of `deps` may be usable again, if known."""
+        now = self._clock()
+        waits: list[float] = []
+        for dep in deps:
+            st = self.states[dep.id]
+            if st.disabled or dep.disabled_reason:
+                continue
+            st.prune(now)
+            wait = max(0.0, st.cooldown_until - now)
+            if dep.rpm is not None and len(st.starts) >= dep.rpm and st.starts:
+                wait = max(wait, st.starts[0] + WINDOW - now)
+            if dep.tpm is not None and st.tokens_used >= dep.tpm and st.tokens:
+                wait = max(wait, st.tokens[0][0] + WINDOW - now)
+            waits.append(wait)
+        return min(waits) if waits else None
+
+    def rate_limited(self, deps: Sequence[Deployment]) -> bool:
+        """True when every enabled deployment is held back by its rpm/tpm or a 429 cooldown."""
+        now = self._clock()
+        found = False
+        for dep in deps:
+            st = self.states[dep.id]
+            if st.disabled or dep.disabled_reason:
+                continue
+            found = True
+            at_limit = (dep.rpm is not None and len(st.starts) >= dep.rpm) or (
+                dep.tpm is not None and st.tokens_used >= dep.tpm
+            )
+            if not at_limit and not (st.cooldown_until > now and st.cooldown_reason == "429"):
+                return False
+        return found
+
+    # ---- outcomes ----
+    def begin(self, st: DeploymentState) -> None:
+        st.in_flight += 1
+        st.requests += 1
+        st.starts.append(self._clock())
+
+    def succeed(self, st: DeploymentState, latency_ms: float, *, release: bool = True) -> None:
+        """Records a success; a stream keeps its in-flight slot until `release`."""
+        if release:
+            st.in_flight -= 1
+        st.latencies.append(latency_ms)
+        st.last_latency_at = self._clock()
+
+    def add_tokens(self, st: DeploymentState, tokens: int) -> None:
+        """Counts tokens toward the deployment's tpm window."""
+        if tokens > 0:
+            st.tokens.append((self._clock(), tokens))
+            st.tokens_used += tokens
+
+    def release(self, st: DeploymentState) -> None:
+        """Frees the in-flight slot without a verdict (a bad request, a finished stream)."""
+        st.in_flight -= 1
+
+    def fail(self, st: DeploymentState, err: UpstreamError, *, release: bool = True) -> None:
+        """Records a failure; cools the deployment down when the rules say so."""
+        if release:
+            st.in_flight -= 1
+        st.errors += 1
+        st.last_error = f"{err.status} {err.message}"[:300]
+        st.last_error_at = self._wall()
+        if not err.counts_against:
+            return
+        now = self._clock()
+        st.prune(now)
+        st.fail_times.append(now)
+        cooldown = self.settings.cooldown_time
+        if err.key_rejected:
+            st.key_rejected = True
+            self._cool(st, max(cooldown, KEY_REJECTED_COOLDOWN), "key rejected")
+        elif err.status == 429:
+            wait = err.retry_after if err.retry_after is not None else cooldown
+            self._cool(st, min(MAX_COOLDOWN, max(wait, 0.001)), "429")
+        elif len(st.fail_times) > self.settings.allowed_fails:
+            self._cool(st, cooldown, f"{len(st.fail_times)} failures in a minute")
+        else:
+            self._publish(st, "failing", st.last_error)
+
+    def _cool(self, st: DeploymentState, seconds: float, reason: str) -> None:
+        st.cooldown_until = self._clock() + seconds
+        st.cooldown_reason = reason
+        self._publish(
+            st,
+            "key_rejected" if st.key_rejected else "cooling_down",
+            reason,
+            self._wall() + seconds,
+        )
+
+    def _recover(self, st: DeploymentState) -> None:
+        st.cooldown_until = 0.0
+        st.cooldown_reason = None
+        st.key_rejected = False
+        st.fail_times.clear()
+        self._publish(st, "ok", "cooldown over")
+
+    def reset(self, dep_id: str) -> None:
+        """Clears a cooldown and the failure count (dashboard action)."""
+        st = self.states[dep_id]
+        st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
+        st.fail_times.clear()
+        self._publish(st, self.health(st), "reset by the operator")
+
+    def set_disabled(self, dep_id: str, disabled: bool) -> None:
+        st = self.states[dep_id]
+        st.disabled = disabled
+        self._publish(st, self.health(st), "disabled by the operator" if disabled else "enabled")
+
+    def _publish(
+        self, st: DeploymentState, health: str, reason: str | None, until: float | None = None
+    ) -> None:
+        if self._bus is not None:
+            self._bus.publish(DeploymentChanged(st.dep.id, health, reason, until))
+
+    # ---- reading ----
+    def health(self, st: DeploymentState) -> str:
+        now = self._clock()
+        if st.dep.disabled_reason:
+            return "key_missing"
+        if st.disabled:
+            return "disabled"
+        if st.cooldown_until > now:
+            return "key_rejected" if st.key_rejected else "cooling_down"
+        st.prune(now)
+        return "failing" if st.fail_times else "ok"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Returns the "deployments" list of the state document (docs/internals.md)."""
+        now, wall = self._clock(), self._wall()
+        return [self._describe(st, now, wall) for st in list(self.states.values())]
+
+    def _describe(self, st: DeploymentState, now: float, wall: float) -> dict[str, Any]:
+        dep = st.dep
+        health = self.health(st)
+        remaining = st.cooldown_until - now if st.cooldown_until > now else None
+        lat = list(st.latencies)
+        return {
+            "id": dep.id,
+            "group": dep.group,
+            "provider": dep.provider,
+            "model": dep.model,
+            "api_base": dep.api_base,
+            "key": dep.key_redacted,
+            "health": health,
+            "health_reason": dep.disabled_reason or st.cooldown_reason,
+            "cooldown_until": wall + remaining if remaining else None,
+            "cooldown_remaining_s": round(remaining, 1) if remaining else None,
+            "in_flight": st.in_flight,
+            "rpm_used": len(st.starts),
+            "rpm_limit": dep.rpm,
+            "tpm_used": st.tokens_used,
+            "tpm_limit": dep.tpm,
+            "latency_p50_ms": round(median(lat), 1) if lat else None,
+            "requests": st.requests,
+            "errors": st.errors,
+            "fails_this_minute": len(st.fail_times),
+            "last_error": st.last_error,
+            "last_error_at": st.last_error_at,
+            "weight": dep.weight,
+            "order": dep.order,
+        }
+
+
+def _price_key(price: float | None) -> float:
+    return float("inf") if price is None else price

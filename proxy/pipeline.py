@@ -1,0 +1,291 @@
+"""One request end to end: cache lookup, the router, cost, the stream relay and the usage event.
+
+The HTTP layer hands a `ChatRequest` to `Pipeline.handle` and writes back the `Answer` it gets
+(bytes, or an async iterator of SSE bytes) with its `x-llmproxy-*` headers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from proxy.cache import CachedAnswer, ResponseCache
+from proxy.config import Deployment
+from proxy.errors import ProxyError, UpstreamError
+from proxy.events import EventBus, RequestFinished, RequestStarted
+from proxy.pricing import PriceTable
+from proxy.router import Router, Trace, estimate_prompt_tokens
+from proxy.schema import ChatRequest, Chunk, Usage, text_preview
+from proxy.sse import DONE, encode
+from proxy.stream_assembly import assemble, replay
+from proxy.upstream import OpenStream
+
+
+@dataclass
+class Answer:
+    """What the HTTP layer sends: a body or an SSE stream, and the proxy's headers."""
+
+    headers: dict[str, str]
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass
+class CacheControl:
+    """The client's per-request cache wishes."""
+
+    no_cache: bool = False
+    ttl: float | None = None
+
+
+@dataclass
+class _Outcome:
+    trace: Trace
+    status: int = 200
+    dep: Deployment | None = None
+    usage: Usage | None = None
+    cost: float | None = None
+    cache: str = "off"
+    ttft_ms: float | None = None
+    error: str | None = None
+    preview: str = ""
+    cost_saved: float | None = None
+    chunks: list[bytes] = field(default_factory=list)
+
+
+class Pipeline:
+    """Serves requests through the cache and the router, and reports each one once."""
+
+    def __init__(
+        self,
+        router: Router,
+        cache: ResponseCache | None,
+        prices: PriceTable,
+        bus: EventBus,
+        finish: Callable[[RequestFinished], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.cache = cache
+        self.prices = prices
+        self._bus = bus
+        self._finish = finish
+        self._clock = clock
+        self._wall = wall
+
+    async def handle(self, req: ChatRequest, ctl: CacheControl) -> Answer:
+        """Answers one request.
+
+        Raises:
+            ProxyError: the request failed (already reported as a finished request).
+        """
+        self.router.resolve(req.model)  # unknown model: 404 before anything is counted
+        trace = self.router.trace(req)
+        started_wall = self._wall()
+        out = _Outcome(trace)
+        self._bus.publish(RequestStarted(req.request_id, started_wall, req.model, req.stream))
+        use_cache = self.cache is not None and (req.kind == "chat" or not req.stream)
+        key = ResponseCache.key(req) if use_cache else ""
+        if use_cache and ctl.no_cache:
+            assert self.cache is not None
+            self.cache.record_bypass()
+        elif use_cache:
+            assert self.cache is not None
+            hit = await self.cache.get(key)
+            out.cache = "miss"
+            if hit is not None:
+                return self._from_cache(req, out, hit, started_wall)
+        try:
+            if req.stream:
+                opened = await self.router.open_stream(req, trace)
+            else:
+                resp, dep = await self.router.complete(req, trace)
+        except ProxyError as err:
+            out.status, out.error = err.status, err.message
+            self._report(req, out, started_wall)
+            raise
+        if req.stream:
+            return Answer(
+                self._headers(req, out, opened.dep),
+                stream=self._relay(req, out, opened, key, ctl, started_wall),
+            )
+        out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
+        if resp.usage is not None:
+            self.router.pool.add_tokens(self.router.pool.states[dep.id], resp.usage.total_tokens)
+        out.cost = self.prices.cost(dep, resp.usage) if resp.usage else None
+        if key and not ctl.no_cache and self.cache is not None:
+            await self.cache.put(
+                key,
+                CachedAnswer(resp.body, resp.usage, out.cost, dep.id, dep.provider, resp.preview),
+                ctl.ttl,
+            )
+        headers = self._headers(req, out, dep)
+        if out.cost is not None:
+            headers["x-llmproxy-cost"] = f"{out.cost:.8f}"
+        self._report(req, out, started_wall)
+        return Answer(headers, body=resp.body)
+
+    def _from_cache(
+        self, req: ChatRequest, out: _Outcome, hit: CachedAnswer, started_wall: float
+    ) -> Answer:
+        out.cache, out.usage, out.cost, out.cost_saved = "hit", hit.usage, 0.0, hit.cost
+        out.preview = hit.preview
+        headers = {
+            "x-llmproxy-deployment": hit.deployment,
+            "x-llmproxy-provider": hit.provider,
+            "x-llmproxy-attempts": "0",
+            "x-llmproxy-cache": "hit",
+            "x-request-id": req.request_id,
+        }
+        if not req.stream:
+            headers["x-llmproxy-cost"] = "0"
+            self._report(req, out, started_wall, deployment=hit.deployment, provider=hit.provider)
+            return Answer(headers, body=hit.body)
+        chunks = replay(hit.body)
+
+        async def relay() -> AsyncIterator[bytes]:
+            for i, data in enumerate(chunks):
+                if i == len(chunks) - 1 and not req.include_usage:
+                    break  # replay() puts the usage-only chunk last
+                yield encode(data)
+            yield DONE
+            self._report(req, out, started_wall, deployment=hit.deployment, provider=hit.provider)
+
+        return Answer(headers, stream=relay())
+
+    def _headers(self, req: ChatRequest, out: _Outcome, dep: Deployment) -> dict[str, str]:
+        headers = {
+            "x-llmproxy-deployment": dep.id,
+            "x-llmproxy-provider": dep.provider,
+            "x-llmproxy-attempts": str(len(out.trace.attempts)),
+            "x-llmproxy-cache": out.cache,
+            "x-request-id": req.request_id,
+        }
+        if out.trace.fallback:
+            headers["x-llmproxy-fallback"] = out.trace.fallback
+        return headers
+
+    async def _relay(
+        self,
+        req: ChatRequest,
+        out: _Outcome,
+        opened: OpenStream,
+        key: str,
+        ctl: CacheControl,
+        started_wall: float,
+    ) -> AsyncIterator[bytes]:
+        dep = out.dep = opened.dep
+        text: list[str] = []
+        complete = False
+        failed: UpstreamError | None = None
+        out.status = 499  # until the stream completes: the client went away
+        try:
+            for chunk in opened.first:
+                data = self._take(req, out, chunk, text)
+                if data:
+                    yield data
+            async for chunk in opened.chunks(dep.stream_timeout):
+                data = self._take(req, out, chunk, text)
+                if data:
+                    yield data
+            complete = True
+            out.status = 200
+            yield DONE
+        except UpstreamError as err:
+            # Bytes already reached the client: end the stream with an error event.
+            failed = err
+            out.status, out.error = err.status, err.message
+            yield encode(orjson.dumps(err.body()))
+            yield DONE
+        finally:
+            await opened.close()
+            state = self.router.pool.states[dep.id]
+            if failed is not None:
+                self.router.pool.fail(state, failed)
+            else:
+                self.router.pool.release(state)
+            await self._end_stream(req, out, dep, text, complete, key, ctl, started_wall)
+
+    def _take(self, req: ChatRequest, out: _Outcome, chunk: Chunk, text: list[str]) -> bytes | None:
+        if chunk.usage is not None:
+            out.usage = chunk.usage
+        if chunk.text:
+            if out.ttft_ms is None:
+                out.ttft_ms = (self._clock() - out.trace.started) * 1000
+            text.append(chunk.text)
+        if chunk.data is None:
+            return None
+        out.chunks.append(chunk.data)
+        if chunk.usage_only and not req.include_usage:
+            return None
+        return encode(chunk.data)
+
+    async def _end_stream(
+        self,
+        req: ChatRequest,
+        out: _Outcome,
+        dep: Deployment,
+        text: list[str],
+        complete: bool,
+        key: str,
+        ctl: CacheControl,
+        started_wall: float,
+    ) -> None:
+        joined = "".join(text)
+        out.preview = text_preview(joined)
+        if out.usage is None:
+            prompt, completion = estimate_prompt_tokens(req), max(1, len(joined) // 4)
+            out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
+        out.cost = self.prices.cost(dep, out.usage)
+        self.router.pool.add_tokens(self.router.pool.states[dep.id], out.usage.total_tokens)
+        if complete and key and not ctl.no_cache and self.cache is not None:
+            answer = CachedAnswer(
+                assemble(out.chunks), out.usage, out.cost, dep.id, dep.provider, out.preview
+            )
+            await self.cache.put(key, answer, ctl.ttl)
+        self._report(req, out, started_wall)
+
+    def _report(
+        self,
+        req: ChatRequest,
+        out: _Outcome,
+        started_wall: float,
+        *,
+        deployment: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        usage = out.usage or Usage()
+        dep = out.dep
+        attempts = out.trace.attempts
+        self._finish(
+            RequestFinished(
+                id=req.request_id,
+                time=started_wall,
+                group=req.model,
+                deployment=deployment
+                or (dep.id if dep else (attempts[-1].deployment if attempts else None)),
+                provider=provider or (dep.provider if dep else None),
+                status=out.status,
+                latency_ms=(self._clock() - out.trace.started) * 1000,
+                ttft_ms=out.ttft_ms,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=out.cost,
+                cache=out.cache,
+                attempts=len(attempts),
+                fallback=out.trace.fallback,
+                stream=req.stream,
+                kind=req.kind,
+                error=out.error,
+                cost_saved=out.cost_saved,
+                tokens_estimated=usage.estimated,
+                cached_tokens=usage.cached_tokens,
+                attempt_log=tuple(a.as_dict() for a in attempts),
+                preview=out.preview,
+            )
+        )

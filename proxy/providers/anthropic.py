@@ -1,0 +1,91 @@
+"""The Anthropic Messages adapter: OpenAI chat ⇄ `POST /v1/messages`, streaming and tools.
+
+The translation itself lives beside it: `anthropic_messages` and `anthropic_request` (the
+request), `anthropic_response` (the answer), `anthropic_stream` (the stream),
+`anthropic_errors` (what an error means).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from proxy.config import Deployment
+from proxy.errors import NotImplementedByProvider, UpstreamError
+from proxy.providers import anthropic_errors, anthropic_response
+from proxy.providers.anthropic_request import build_body
+from proxy.providers.anthropic_stream import AnthropicStreamDecoder
+from proxy.schema import ChatRequest, ChatResponse, dumps
+
+DEFAULT_VERSION = "2023-06-01"
+_PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+class AnthropicProvider:
+    """Speaks Anthropic's Messages API for an OpenAI client. Pure: no I/O, no clock."""
+
+    wire = "anthropic"
+
+    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+        """Returns the `POST …/v1/messages` request for `req` on `dep`.
+
+        Raises:
+            BadRequest: a parameter Anthropic lacks that changes the answer's shape (unless
+                drop_params), or content that cannot be translated.
+            NotImplementedByProvider: embeddings or legacy completions.
+        """
+        if req.kind != "chat":
+            raise NotImplementedByProvider(f"Anthropic does not serve /{req.kind}.")
+        body = build_body(
+            req.body, upstream_model(req, dep), stream=req.stream, drop_params=req.drop_params
+        )
+        return httpx.Request(
+            "POST", messages_url(dep.api_base), content=dumps(body), headers=self._headers(req, dep)
+        )
+
+    def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
+        """Returns the OpenAI `chat.completion` for a 2xx Messages body (`created` is 0).
+
+        Raises:
+            UpstreamError: the body is not a Messages answer (502, retryable).
+        """
+        return anthropic_response.parse_response(dep, body)
+
+    def open_stream(self, req: ChatRequest, dep: Deployment) -> AnthropicStreamDecoder:
+        """Returns a fresh decoder for one Messages stream."""
+        return AnthropicStreamDecoder(dep)
+
+    def classify_error(
+        self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamError:
+        """Returns what a non-2xx Anthropic answer means (see `anthropic_errors`)."""
+        return anthropic_errors.classify_error(dep, status, headers, body)
+
+    def _headers(self, req: ChatRequest, dep: Deployment) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION}
+        for name in _PASSED_HEADERS:
+            if req.headers.get(name):
+                headers[name] = req.headers[name]
+        if dep.key is not None:
+            headers["x-api-key"] = dep.key.reveal()
+        headers.update(dep.extra_headers)
+        return headers
+
+
+def messages_url(api_base: str) -> str:
+    """Returns the Messages endpoint for a base given with or without its `/v1`."""
+    base = api_base.rstrip("/") or "https://api.anthropic.com"
+    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+
+def upstream_model(req: ChatRequest, dep: Deployment) -> str:
+    """Returns the model name to send: `dep.model`, with a wildcard filled from the request.
+
+    For group `anthropic/*` and model `*`, a request for `anthropic/claude-x` sends `claude-x`.
+    """
+    if "*" not in dep.model:
+        return dep.model
+    prefix = dep.group.split("*", 1)[0]
+    rest = req.model[len(prefix) :] if req.model.startswith(prefix) else req.model
+    return dep.model.replace("*", rest, 1)

@@ -1,0 +1,67 @@
+"""The contract every provider adapter keeps: translate requests and answers, do no I/O.
+
+The router owns the one shared `httpx.AsyncClient`, the timeouts and the retries; an adapter
+only turns a `ChatRequest` into an `httpx.Request`, turns the upstream's bytes back into
+OpenAI's format, and says what an error means (`classify_error` decides `retryable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+
+from proxy.config import Deployment
+from proxy.errors import UpstreamError
+from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent
+
+
+class StreamDecoder(Protocol):
+    """Per-stream state: turns upstream SSE events into OpenAI chunks, in order."""
+
+    def feed(self, event: SSEEvent) -> list[Chunk]:
+        """Returns the chunks this event makes (often one, maybe none).
+
+        Raises:
+            UpstreamError: the event is an error from the upstream.
+        """
+        ...
+
+    @property
+    def done(self) -> bool:
+        """The upstream said its stream is complete."""
+        ...
+
+
+class Provider(Protocol):
+    """One wire format. Pure: no I/O, no clock, no global state."""
+
+    wire: str
+
+    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+        """Returns the upstream request for `req` on deployment `dep` (key from `dep.key`).
+
+        Raises:
+            BadRequest: the request cannot be expressed for this provider.
+            NotImplementedByProvider: the route (e.g. embeddings) is not served by it.
+        """
+        ...
+
+    def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
+        """Returns the OpenAI answer for a 2xx upstream body.
+
+        Raises:
+            UpstreamError: the body is not a valid answer.
+        """
+        ...
+
+    def open_stream(self, req: ChatRequest, dep: Deployment) -> StreamDecoder:
+        """Returns a decoder for one upstream stream."""
+        ...
+
+    def classify_error(
+        self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamError:
+        """Returns what a non-2xx upstream answer means, with `retryable` decided."""
+        ...

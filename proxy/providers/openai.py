@@ -1,0 +1,221 @@
+"""The OpenAI wire format, spoken by OpenAI and every OpenAI-compatible vendor in the catalog.
+
+Requests pass through with the group name replaced by the upstream model; answers pass back
+byte for byte (only parsed for usage), so `usage` reaches the client unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from proxy.config import Deployment
+from proxy.errors import UpstreamError
+from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, Usage, text_preview
+
+_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "completions": "/completions"}
+# Phrases upstreams use when the prompt is longer than the model's window.
+_CONTEXT_PHRASES = (
+    "context length",
+    "context_length",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+    "maximum context",
+)
+
+
+class OpenAIProvider:
+    """Adapter for OpenAI's Chat Completions, Embeddings and Completions endpoints."""
+
+    wire = "openai"
+
+    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+        body = dict(req.body)
+        body["model"] = _upstream_model(req.model, dep)
+        if req.stream:
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True  # usage is always collected for cost
+            body["stream_options"] = options
+        headers = {"content-type": "application/json"}
+        if dep.key is not None:
+            headers["authorization"] = "Bearer " + dep.key.reveal()
+        headers.update(dep.extra_headers)
+        return httpx.Request(
+            "POST", dep.api_base + _PATHS[req.kind], headers=headers, content=orjson.dumps(body)
+        )
+
+    def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _bad_body(dep, "the upstream answered with invalid JSON") from None
+        if not isinstance(doc, dict):
+            raise _bad_body(dep, "the upstream answer is not a JSON object")
+        if "error" in doc and "choices" not in doc and "data" not in doc:
+            raise self.classify_error(dep, 502, {}, body)
+        preview = ""
+        choices = doc.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            first = choices[0]
+            message = first.get("message")
+            text = message.get("content") if isinstance(message, dict) else first.get("text")
+            preview = text_preview(text) if isinstance(text, str) else ""
+        return ChatResponse(
+            body=body,
+            usage=Usage.from_openai(doc.get("usage")),
+            preview=preview,
+            model=str(doc.get("model") or ""),
+        )
+
+    def open_stream(self, req: ChatRequest, dep: Deployment) -> OpenAIStream:
+        return OpenAIStream(self, dep)
+
+    def classify_error(
+        self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamError:
+        message, etype, code, param = _error_fields(body, status)
+        lower = message.lower()
+        context = status in (400, 413) and (
+            code == "context_length_exceeded" or any(p in lower for p in _CONTEXT_PHRASES)
+        )
+        retryable = status in (408, 409, 429) or status >= 500 or status in (401, 403)
+        return UpstreamError(
+            f"{dep.provider} answered {status}: {message}",
+            provider=dep.provider,
+            key_id=dep.id,
+            status=status,
+            retryable=retryable,
+            retry_after=retry_after_seconds(headers),
+            key_rejected=status in (401, 403),
+            context_window=context,
+            type=etype,
+            code=code,
+            param=param,
+        )
+
+
+class OpenAIStream:
+    """Passes OpenAI chunks through, noting usage and the start of the text."""
+
+    def __init__(self, provider: OpenAIProvider, dep: Deployment) -> None:
+        self._provider = provider
+        self._dep = dep
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: SSEEvent) -> list[Chunk]:
+        data = event.data
+        if data == "[DONE]":
+            self._done = True
+            return []
+        raw = data.encode()
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _bad_body(self._dep, "the upstream sent an invalid stream event") from None
+        if not isinstance(doc, dict):
+            return []
+        if "error" in doc or event.event == "error":
+            raise self._provider.classify_error(self._dep, _error_status(doc), {}, raw)
+        usage = Usage.from_openai(doc.get("usage"))
+        choices = doc.get("choices") or []
+        text = ""
+        if choices and isinstance(choices[0], dict):
+            delta = choices[0].get("delta") or {}
+            content = delta.get("content") if isinstance(delta, dict) else None
+            text = content if isinstance(content, str) else ""
+        return [Chunk(data=raw, usage=usage, text=text, usage_only=not choices and bool(usage))]
+
+
+def _upstream_model(group: str, dep: Deployment) -> str:
+    if dep.wildcard and "*" in dep.model:
+        return dep.model.replace("*", group[len(dep.group) - 1 :])
+    return dep.model
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Reads `retry-after-ms`, `retry-after` (seconds) or OpenAI's reset headers (`1s`, `6m0s`)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        value = headers.get(name)
+        if value:
+            seconds = _duration(value)
+            if seconds is not None:
+                return seconds
+    return None
+
+
+def _duration(text: str) -> float | None:
+    """Parses durations like `1s`, `250ms`, `6m0s`, `1h2m3.5s`."""
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number, i = "", i + len(unit)
+    return total if not number else None
+
+
+def _error_fields(body: bytes, status: int) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        return (
+            str(err.get("message") or f"HTTP {status}"),
+            _opt(err.get("type")),
+            _opt(err.get("code")),
+            _opt(err.get("param")),
+        )
+    if isinstance(err, str):
+        return err, None, None, None
+    text = body[:300].decode("utf-8", "replace").strip()
+    return text or f"HTTP {status}", None, None, None
+
+
+def _error_status(doc: dict[str, Any]) -> int:
+    err = doc.get("error")
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, int) and 400 <= code < 600 else 502
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _bad_body(dep: Deployment, reason: str) -> UpstreamError:
+    return UpstreamError(
+        f"{dep.provider}: {reason}",
+        provider=dep.provider,
+        key_id=dep.id,
+        status=502,
+        retryable=True,
+    )

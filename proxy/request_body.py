@@ -1,0 +1,142 @@
+"""Parses and checks a client's OpenAI request body; every problem is a clear 400 naming the field.
+
+Proxy-only fields are taken out here: `cache` (per-request cache control) and the client-
+supplied `api_key`, `api_base`, `base_url`, which are ignored so a client cannot redirect keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import orjson
+
+from proxy.errors import BadRequest
+from proxy.pipeline import CacheControl
+from proxy.schema import ChatRequest, Kind
+
+IGNORED = ("api_key", "api_base", "base_url", "cache", "mock_response")
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def parse_request(
+    raw: bytes, kind: str, headers: Mapping[str, str], *, drop_params: bool = False
+) -> tuple[ChatRequest, CacheControl]:
+    """Returns the request and its cache control.
+
+    Raises:
+        BadRequest: the body is not JSON, or a field is missing or of the wrong type.
+    """
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    ctl = _cache_control(body.get("cache"))
+    for name in IGNORED:
+        body.pop(name, None)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false.", param="stream")
+    if kind == "chat":
+        _check_messages(body.get("messages"))
+    elif kind == "embeddings":
+        _check_input(body.get("input"))
+    elif "prompt" not in body:
+        raise BadRequest("'prompt' is required.", param="prompt")
+    if kind == "embeddings" and stream:
+        raise BadRequest("Embeddings cannot be streamed.", param="stream")
+    _check_numbers(body)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object.", param="stream_options")
+    include_usage = bool(options and options.get("include_usage"))
+    req = ChatRequest(
+        model=model,
+        body=body,
+        kind=cast(Kind, kind),
+        stream=stream,
+        include_usage=include_usage,
+        headers=headers,
+        drop_params=drop_params,
+    )
+    return req, ctl
+
+
+def _cache_control(value: Any) -> CacheControl:
+    if value is None:
+        return CacheControl()
+    if not isinstance(value, dict):
+        raise BadRequest("'cache' must be an object such as {\"no-cache\": true}.", param="cache")
+    ttl = value.get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+        raise BadRequest("'cache.ttl' must be a positive number of seconds.", param="cache")
+    no_cache = value.get("no-cache", value.get("no_cache", False))
+    return CacheControl(no_cache=bool(no_cache), ttl=float(ttl) if ttl is not None else None)
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' is required and must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{i}] must be an object.", param=f"messages[{i}]")
+        role = message.get("role")
+        if role not in ROLES:
+            raise BadRequest(
+                f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}.",
+                param=f"messages[{i}].role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise BadRequest(
+                f"messages[{i}].content must be a string or an array of parts.",
+                param=f"messages[{i}].content",
+            )
+        if content is None and role in ("user", "system", "developer"):
+            raise BadRequest(
+                f"messages[{i}].content is required for role '{role}'.",
+                param=f"messages[{i}].content",
+            )
+
+
+def _check_input(value: Any) -> None:
+    if isinstance(value, str) and value:
+        return
+    if isinstance(value, list) and value:
+        return
+    raise BadRequest("'input' is required: a string or a non-empty array.", param="input")
+
+
+_NUMBERS = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "max_tokens": (1, None),
+    "max_completion_tokens": (1, None),
+    "n": (1, 128),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+
+
+def _check_numbers(body: dict[str, Any]) -> None:
+    for name, (low, high) in _NUMBERS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        integer = isinstance(low, int) and not isinstance(low, bool)
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            kind = "an integer" if integer else "a number"
+            raise BadRequest(f"'{name}' must be {kind}, got {value!r}.", param=name)
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise BadRequest(f"'{name}' must be {bound}, got {value!r}.", param=name)

@@ -1,0 +1,331 @@
+"""Router: group name -> ordered deployments; retries inside a group, then fallback groups.
+
+For each attempt the KeyPool picks a usable deployment; a retryable failure moves to another
+deployment at once and waits (exponential backoff with jitter, at least `retry_after`,
+honoring Retry-After) only when none is left. When a group is exhausted its fallbacks run in
+order (chained, never looping); a context-length error switches to `context_window_fallbacks`.
+If all fail, `AllTargetsFailed` lists every attempt by deployment id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+
+from proxy.config import Config, Deployment
+from proxy.errors import (
+    AllTargetsFailed,
+    Attempt,
+    ContextWindowExceeded,
+    UnknownModel,
+    UpstreamError,
+)
+from proxy.keys import DeploymentState, KeyPool
+from proxy.providers.base import Provider
+from proxy.schema import ChatRequest, ChatResponse
+from proxy.upstream import OpenStream, complete, open_stream
+
+T = TypeVar("T")
+MAX_GROUPS = 6
+"""At most this many groups (the asked one and its fallbacks) serve one request."""
+LIMIT_WAIT = 1.0
+"""How long a request waits for rpm/tpm capacity before it gets 429."""
+MAX_RETRY_WAIT = 10.0
+BACKOFF_BASE = 0.25
+
+
+@dataclass
+class Trace:
+    """What happened to one request so far: attempts, timing, and the group that served."""
+
+    request_id: str
+    group: str
+    started: float
+    deadline: float | None
+    attempts: list[Attempt] = field(default_factory=list)
+    fallback: str | None = None
+    rate_limited: bool = True
+    retry_after: float | None = None
+
+    def remaining(self, clock: Callable[[], float]) -> float:
+        return float("inf") if self.deadline is None else self.deadline - clock()
+
+
+class _GroupExhaustedError(Exception):
+    def __init__(self, last: UpstreamError | None) -> None:
+        super().__init__("group exhausted")
+        self.last = last
+
+
+class Router:
+    """Resolves groups and runs the retry and fallback loop around upstream attempts."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: KeyPool,
+        client: httpx.AsyncClient,
+        providers: dict[str, Provider],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self._client = client
+        self._providers = providers
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._exact = config.groups
+        self._wild = sorted(
+            ((g[:-1], d) for g, d in self._exact.items() if g.endswith("*")),
+            key=lambda item: -len(item[0]),
+        )
+        timeout = config.litellm.request_timeout or config.router.timeout
+        self._overall = timeout
+
+    # ---- groups ----
+    def resolve(self, model: str) -> list[Deployment]:
+        """Returns the deployments serving `model` (exact group first, then wildcards).
+
+        Raises:
+            UnknownModel: no group has that name.
+        """
+        deps = self._exact.get(model)
+        if deps is None:
+            deps = next((d for prefix, d in self._wild if model.startswith(prefix)), None)
+        if deps is None:
+            raise UnknownModel(model)
+        return deps
+
+    def trace(self, req: ChatRequest) -> Trace:
+        now = self._clock()
+        return Trace(
+            req.request_id, req.model, now, None if self._overall is None else now + self._overall
+        )
+
+    # ---- the loop ----
+    async def complete(self, req: ChatRequest, trace: Trace) -> tuple[ChatResponse, Deployment]:
+        """Answers a non-stream request.
+
+        Raises:
+            ProxyError: the request is bad, or every deployment and fallback failed.
+        """
+
+        async def attempt(st: DeploymentState, budget: float) -> tuple[ChatResponse, Deployment]:
+            resp = await complete(self._client, self._provider(st.dep), req, st.dep, budget)
+            return resp, st.dep
+
+        return await self._run(req, trace, attempt, stream=False)
+
+    async def open_stream(self, req: ChatRequest, trace: Trace) -> OpenStream:
+        """Opens a stream on the first deployment whose first chunk arrives.
+
+        Raises:
+            ProxyError: as complete(); nothing has been sent to the client yet.
+        """
+
+        async def attempt(st: DeploymentState, budget: float) -> OpenStream:
+            return await open_stream(self._client, self._provider(st.dep), req, st.dep, budget)
+
+        return await self._run(req, trace, attempt, stream=True)
+
+    def _provider(self, dep: Deployment) -> Provider | None:
+        if dep.wire == "mock":
+            return None
+        provider = self._providers.get(dep.wire)
+        if provider is None:
+            from proxy.errors import NotImplementedByProvider
+
+            raise NotImplementedByProvider(
+                f"deployment {dep.id}: the {dep.provider} provider is not available"
+            )
+        return provider
+
+    async def _run(
+        self,
+        req: ChatRequest,
+        trace: Trace,
+        attempt: Callable[[DeploymentState, float], Awaitable[T]],
+        *,
+        stream: bool,
+    ) -> T:
+        queue = [req.model]
+        visited = {req.model}
+        last: UpstreamError | None = None
+        while queue and len(visited) <= MAX_GROUPS:
+            group = queue.pop(0)
+            try:
+                deps = self.resolve(group)
+                result = await self._run_group(group, deps, req, trace, attempt, stream)
+            except UpstreamError as err:  # not retryable: the request's own fault
+                if not err.context_window:
+                    raise
+                nexts = [
+                    g
+                    for g in self.config.context_window_fallbacks.get(group, ())
+                    if g not in visited
+                ]
+                if not nexts:
+                    raise ContextWindowExceeded(err.message) from None
+                queue, last = nexts, err
+                visited.update(nexts)
+                continue
+            except _GroupExhaustedError as exhausted:
+                last = exhausted.last or last
+                nexts = [g for g in self.config.fallbacks.get(group, ()) if g not in visited]
+                queue.extend(nexts)
+                visited.update(nexts)
+                continue
+            if group != req.model:
+                trace.fallback = group
+            return result
+        raise AllTargetsFailed(
+            req.model,
+            trace.attempts,
+            last=last,
+            rate_limited=trace.rate_limited,
+            retry_after=trace.retry_after,
+        )
+
+    async def _run_group(
+        self,
+        group: str,
+        deps: Sequence[Deployment],
+        req: ChatRequest,
+        trace: Trace,
+        attempt: Callable[[DeploymentState, float], Awaitable[T]],
+        stream: bool,
+    ) -> T:
+        retries = self.config.num_retries
+        tried: set[str] = set()
+        hung: set[str] = set()  # a deployment that timed out is not retried in this request
+        per_dep: dict[str, int] = {}
+        last: UpstreamError | None = None
+        rounds = 0
+        attempts = 0
+        while attempts <= retries:
+            st = self.pool.choose(deps, tried | hung)
+            if st is None:
+                st = await self._wait_for_capacity(deps, trace, last, rounds, tried, hung)
+                if st is None:
+                    break
+                rounds += 1
+            dep = st.dep
+            if dep.max_retries is not None and per_dep.get(dep.id, 0) > dep.max_retries:
+                tried.add(dep.id)
+                continue
+            if self._too_long(req, dep):
+                raise UpstreamError(
+                    f"the prompt exceeds {dep.id}'s max_input_tokens ({dep.max_input_tokens})",
+                    provider=dep.provider,
+                    key_id=dep.id,
+                    status=400,
+                    retryable=False,
+                    context_window=True,
+                    code="context_length_exceeded",
+                )
+            remaining = trace.remaining(self._clock)
+            if remaining <= 0:
+                break
+            attempts += 1
+            per_dep[dep.id] = per_dep.get(dep.id, 0) + 1
+            timeout = min(dep.stream_timeout if stream else dep.timeout, remaining)
+            self.pool.begin(st)
+            started = self._clock()
+            try:
+                result = await attempt(st, timeout)
+            except UpstreamError as err:
+                elapsed = (self._clock() - started) * 1000
+                trace.attempts.append(Attempt(dep.id, group, err.status, _reason(err), elapsed))
+                self.pool.fail(st, err)
+                if not err.retryable:
+                    raise
+                if err.status != 429:
+                    trace.rate_limited = False
+                elif err.retry_after is not None:
+                    trace.retry_after = err.retry_after
+                last = err
+                tried.add(dep.id)
+                if err.status == 504:
+                    hung.add(dep.id)
+                continue
+            except BaseException:
+                self.pool.release(st)
+                raise
+            elapsed = (self._clock() - started) * 1000
+            trace.attempts.append(Attempt(dep.id, group, 200, "ok", elapsed))
+            self.pool.succeed(st, elapsed, release=not stream)
+            return result
+        raise _GroupExhaustedError(last)
+
+    async def _wait_for_capacity(
+        self,
+        deps: Sequence[Deployment],
+        trace: Trace,
+        last: UpstreamError | None,
+        rounds: int,
+        tried: set[str],
+        hung: set[str],
+    ) -> DeploymentState | None:
+        """Waits when no deployment is usable now but one will be soon; None to give up."""
+        hint = self.pool.wait_hint(deps)
+        if hint is not None:
+            trace.retry_after = hint if trace.retry_after is None else min(hint, trace.retry_after)
+        limited = self.pool.rate_limited(deps)
+        remaining = trace.remaining(self._clock)
+        if last is None:
+            # Nothing tried yet: only rpm/tpm limits (or a 429 cooldown) about to lift are
+            # worth a short wait; cooling or disabled deployments are not.
+            if not limited:
+                trace.rate_limited = False
+                return None
+            if hint is None or hint > LIMIT_WAIT or hint >= remaining:
+                return None
+            wait = hint
+        else:
+            wait = BACKOFF_BASE * (2**rounds) * (0.5 + self._rng.random())
+            wait = max(wait, self.config.router.retry_after, last.retry_after or 0.0, hint or 0.0)
+            if wait > MAX_RETRY_WAIT or wait >= remaining:
+                return None
+        await self._sleep(wait)
+        tried.clear()
+        return self.pool.choose(deps, hung)
+
+    @staticmethod
+    def _too_long(req: ChatRequest, dep: Deployment) -> bool:
+        if dep.max_input_tokens is None:
+            return False
+        return estimate_prompt_tokens(req) > dep.max_input_tokens
+
+
+def estimate_prompt_tokens(req: ChatRequest) -> int:
+    """A rough count (4 characters a token) for limits and for streams without usage."""
+    chars = 0
+    for message in req.body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return max(1, chars // 4)
+
+
+def _reason(err: UpstreamError) -> str:
+    if err.status == 429:
+        return "rate limited"
+    if err.key_rejected:
+        return "key rejected"
+    if err.status == 504:
+        return "timeout"
+    if err.code == "upstream_connection":
+        return err.message.split(": ", 1)[-1]
+    return (err.type or "error").replace("_", " ")

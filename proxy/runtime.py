@@ -1,0 +1,200 @@
+"""Runtime: builds and owns the proxy's parts (bus, key pool, router, cache, usage, metrics).
+
+One Runtime per server. Its `finish()` is where every request ends up exactly once: the event
+bus, the usage ledger, the metrics and the recent-requests list, all without blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from proxy.cache import ResponseCache
+from proxy.config import Config, Deployment
+from proxy.errors import BadRequest
+from proxy.events import CacheCleared, EventBus, RequestFinished, UsageStoreChanged
+from proxy.keys import KeyPool
+from proxy.metrics import Metrics
+from proxy.pipeline import Pipeline
+from proxy.pricing import PriceTable
+from proxy.probe import probe_deployment
+from proxy.providers.anthropic import AnthropicProvider
+from proxy.providers.base import Provider
+from proxy.providers.openai import OpenAIProvider
+from proxy.router import Router
+from proxy.usage import UsageLedger
+
+log = logging.getLogger("llmproxy")
+VERSION = "0.1.0"
+RECENT = 200
+
+
+class Runtime:
+    """Everything one proxy instance holds; the HTTP app and the dashboard read it."""
+
+    def __init__(self, config: Config, *, usage_db: Path | None = None, listen: str = "") -> None:
+        self.config = config
+        self.listen = listen
+        self.bus = EventBus()
+        self.prices = PriceTable()
+        self.pool = KeyPool(config.deployments, config.router, self.bus, price=self._unit_price)
+        params = config.cache
+        self.cache = ResponseCache(params) if params is not None else None
+        self.ledger = UsageLedger(
+            usage_db, retention_days=config.usage_retention_days, on_state=self._usage_state
+        )
+        self.metrics = Metrics()
+        self.providers: dict[str, Provider] = {
+            "openai": OpenAIProvider(),
+            "anthropic": AnthropicProvider(),
+        }
+        self.recent: deque[RequestFinished] = deque(maxlen=RECENT)
+        self.started_at = time.time()
+        self.requests_total = 0
+        self._finished_at: deque[float] = deque(maxlen=100_000)
+        self.client: httpx.AsyncClient | None = None
+        self.pipeline: Pipeline | None = None
+        self.draining = False
+
+    async def start(self) -> None:
+        """Opens the shared HTTP client and the usage store; call on the serving loop."""
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(None),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=512, keepalive_expiry=30.0
+            ),
+        )
+        router = Router(self.config, self.pool, self.client, self.providers)
+        self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.finish)
+        await asyncio.to_thread(self.ledger.start)
+        self.started_at = time.time()
+
+    async def close(self) -> None:
+        """Closes the client and flushes every usage row still pending."""
+        if self.client is not None:
+            await self.client.aclose()
+        await asyncio.to_thread(self.ledger.close)
+
+    def finish(self, ev: RequestFinished) -> None:
+        """Reports one finished request everywhere; O(1), never raises."""
+        self.requests_total += 1
+        self._finished_at.append(time.monotonic())
+        self.recent.append(ev)
+        self.bus.publish(ev)
+        self.ledger.record(ev)
+        try:
+            self.metrics.observe(ev)
+        except Exception:  # noqa: BLE001 - metrics must never fail a request
+            log.exception("metrics update failed")
+
+    def _usage_state(self, ok: bool, error: str | None) -> None:
+        if not ok:
+            log.warning("usage store failing: %s", error)
+        self.bus.publish(UsageStoreChanged(ok, error))
+
+    def _unit_price(self, dep: Deployment) -> float | None:
+        from proxy.schema import Usage
+
+        return self.prices.cost(dep, Usage(1_000_000, 1_000_000, 2_000_000))
+
+    def requests_per_second(self, window: float = 10.0) -> float:
+        edge = time.monotonic() - window
+        q = self._finished_at
+        n = 0
+        for t in reversed(q):
+            if t < edge:
+                break
+            n += 1
+        return round(n / window, 2)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Returns the state document of docs/internals.md."""
+        usage = await asyncio.to_thread(self.ledger.snapshot)
+        deployments = self.pool.snapshot()
+        self.metrics.set_deployments(deployments)
+        self.metrics.set_dropped_events(self.bus.dropped)
+        cfg = self.config
+        groups = [
+            {
+                "name": name,
+                "deployments": [d.id for d in deps],
+                "fallbacks": list(cfg.fallbacks.get(name, ())),
+            }
+            for name, deps in cfg.groups.items()
+        ]
+        return {
+            "server": {
+                "version": VERSION,
+                "listen": self.listen,
+                "started_at": self.started_at,
+                "uptime_s": round(time.time() - self.started_at, 1),
+                "config_path": str(cfg.path) if cfg.path and not cfg.demo else None,
+                "demo": cfg.demo,
+                "requests_total": self.requests_total,
+                "requests_per_s": self.requests_per_second(),
+                "in_flight": sum(d["in_flight"] for d in deployments),
+                "usage_store": {
+                    "ok": self.ledger.ok,
+                    "error": self.ledger.error,
+                    "path": str(self.ledger.path) if self.ledger.path else None,
+                    "pending": self.ledger.pending,
+                },
+                "warnings": list(cfg.warnings),
+                "events_dropped": self.bus.dropped,
+            },
+            "deployments": deployments,
+            "groups": groups,
+            "cache": self.cache.snapshot() if self.cache else _no_cache(),
+            "usage": usage,
+            "recent": [ev.as_dict() for ev in list(self.recent)],
+        }
+
+    async def action(self, name: str, deployment: str | None = None) -> dict[str, Any]:
+        """Runs a dashboard action (docs/internals.md).
+
+        Raises:
+            BadRequest: unknown action or deployment id.
+        """
+        if name == "clear_cache":
+            cleared = self.cache.clear() if self.cache else 0
+            self.bus.publish(CacheCleared(cleared))
+            return {"cleared": cleared}
+        if deployment not in self.pool.states:
+            raise BadRequest(f"unknown deployment id '{deployment}'", param="deployment")
+        if name == "reset":
+            self.pool.reset(deployment)
+        elif name in ("disable", "enable"):
+            self.pool.set_disabled(deployment, name == "disable")
+        elif name == "probe":
+            assert self.client is not None
+            dep = self.pool.states[deployment].dep
+            return await probe_deployment(self.client, self.providers.get(dep.wire), dep)
+        else:
+            raise BadRequest(f"unknown action '{name}'", param="action")
+        return {"ok": True}
+
+
+def _no_cache() -> dict[str, Any]:
+    return {
+        "enabled": False,
+        "type": None,
+        "entries": 0,
+        "bytes": 0,
+        "max_entries": 0,
+        "max_bytes": 0,
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": None,
+        "hit_rate_5m": None,
+        "tokens_saved": 0,
+        "cost_saved": 0.0,
+        "history": [],
+    }

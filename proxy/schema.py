@@ -1,0 +1,117 @@
+"""Neutral request, response, chunk and usage types that every provider adapter speaks.
+
+The proxy's outward format is OpenAI's, so a request keeps the client's OpenAI body as a dict
+and a response or chunk carries OpenAI JSON bytes ready to send; adapters translate to and
+from their own wire format around these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+Kind = Literal["chat", "embeddings", "completions"]
+
+
+@dataclass
+class ChatRequest:
+    """One client request, after the proxy-only fields were taken out of the body."""
+
+    model: str
+    """The group the client asked for."""
+    body: dict[str, Any]
+    """The OpenAI request body, without `api_key`, `api_base`, `base_url` and `cache`."""
+    kind: Kind = "chat"
+    stream: bool = False
+    include_usage: bool = False
+    """The client asked for `stream_options.include_usage`."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Client headers an adapter may pass through (e.g. `anthropic-beta`), lower-case names."""
+    request_id: str = ""
+    drop_params: bool = False
+
+
+@dataclass
+class Usage:
+    """Token counts as the upstream reported them (or estimated, flagged)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of prompt_tokens)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the provider's prompt cache (part of prompt_tokens)."""
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
+        """Reads OpenAI's `usage` object; None when absent."""
+        if not usage:
+            return None
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        out_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_creation_tokens") or 0),
+            reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
+        )
+
+    def as_openai(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_tokens or self.cache_write_tokens:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+
+@dataclass
+class ChatResponse:
+    """A whole answer in OpenAI's format."""
+
+    body: bytes
+    """OpenAI JSON, sent to the client as is."""
+    usage: Usage | None = None
+    preview: str = ""
+    """The start of the answer's text, for the dashboard."""
+    model: str = ""
+
+
+@dataclass
+class Chunk:
+    """One streamed piece, already in OpenAI's `chat.completion.chunk` format."""
+
+    data: bytes | None
+    """The JSON to send as one `data:` event; None when there is nothing to send."""
+    usage: Usage | None = None
+    text: str = ""
+    usage_only: bool = False
+    """This chunk only carries usage (choices empty): dropped unless the client asked."""
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    event: str | None
+    data: str
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def text_preview(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

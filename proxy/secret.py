@@ -1,0 +1,48 @@
+"""A provider key or master key that cannot be printed by accident."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+class Secret:
+    """Holds a secret string; `repr`/`str` show only its last 4 characters."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Returns the secret itself; only for the outgoing request that needs it."""
+        return self._value
+
+    @property
+    def redacted(self) -> str:
+        return redact(self._value)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash, for telling keys apart without showing them."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:8]
+
+    def matches(self, candidate: str) -> bool:
+        """Constant-time comparison, for the master key."""
+        return hmac.compare_digest(self._value.encode(), candidate.encode())
+
+    def __repr__(self) -> str:
+        return f"Secret({self.redacted})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact(value: str) -> str:
+    """Returns `…abcd` (the last 4 characters), or `…` for a short value."""
+    return f"…{value[-4:]}" if len(value) >= 12 else "…"

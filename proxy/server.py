@@ -1,0 +1,144 @@
+"""Serving: uvicorn around the app, on a socket we bind ourselves (so a taken port is exit 3).
+
+`ProxyServer.run()` serves on its own event loop (headless in the main thread, or in the
+dashboard's thread worker); `stop()` may be called from any thread. On stop the proxy refuses
+new requests (503), finishes in-flight ones within GRACE seconds, then flushes usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+
+from proxy.app import create_app
+from proxy.runtime import Runtime
+
+log = logging.getLogger("llmproxy")
+T = TypeVar("T")
+GRACE = 20
+"""Seconds in-flight requests get to finish on shutdown."""
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, owner: ProxyServer) -> None:
+        super().__init__(config)
+        self._owner = owner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._owner.started.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._owner.runtime.draining = True  # event streams end, new requests get 503
+        await super().shutdown(sockets)
+
+
+class ProxyServer:
+    """One listening proxy around a Runtime."""
+
+    def __init__(self, runtime: Runtime, host: str, port: int) -> None:
+        self.runtime = runtime
+        self.host = host
+        self.port = port
+        self.started = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.bind_error: OSError | None = None
+        self.app = create_app(runtime)
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            loop="auto",
+            http="auto",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=GRACE,
+            timeout_keep_alive=30,
+        )
+        self._server = _Server(config, self)
+
+    def bind(self) -> socket.socket:
+        """Binds the listening socket.
+
+        Raises:
+            OSError: the address is taken or cannot be used.
+        """
+        family = socket.AF_INET6 if _is_v6(self.host) else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    async def serve(self) -> None:
+        """Serves until stop(); sets `bind_error` and returns if the port is taken."""
+        self.loop = asyncio.get_running_loop()
+        try:
+            sock = self.bind()
+        except OSError as exc:
+            self.bind_error = exc
+            self.started.set()
+            return
+        self.runtime.listen = f"http://{_url_host(self.host)}:{self.port}"
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            sock.close()
+            if not self.started.is_set():
+                self.started.set()
+
+    def run(self) -> None:
+        """Serves on a new event loop in the calling thread (uvloop when available)."""
+        try:
+            import uvloop
+
+            runner: Any = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+            runner = asyncio.run
+        runner(self.serve())
+
+    def stop(self) -> None:
+        """Asks the server to stop; safe from any thread."""
+        self._server.should_exit = True
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Runs a coroutine on the proxy's loop (from another thread)."""
+        if self.loop is None:
+            raise RuntimeError("the proxy is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_v6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).version == 6
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if _is_v6(host) else host

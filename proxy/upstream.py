@@ -1,0 +1,186 @@
+"""One attempt at one deployment: send through the shared client, bounded by its timeout.
+
+Non-stream attempts return the parsed answer; stream attempts return once the first chunk
+has arrived (so a stream that fails before its first byte can still be retried elsewhere),
+holding the open upstream response for the router to relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+
+from proxy.config import Deployment
+from proxy.errors import UpstreamError, UpstreamTimeout
+from proxy.providers import mock
+from proxy.providers.base import Provider, StreamDecoder
+from proxy.schema import ChatRequest, ChatResponse, Chunk
+from proxy.sse import SSEDecoder
+
+
+@dataclass
+class OpenStream:
+    """An upstream stream whose first chunks arrived; `chunks()` yields the rest."""
+
+    first: list[Chunk]
+    dep: Deployment
+    _source: AsyncIterator[Chunk]
+    _response: httpx.Response | None = None
+    _closed: bool = field(default=False)
+
+    async def chunks(self, chunk_timeout: float) -> AsyncIterator[Chunk]:
+        """Yields the chunks after `first`, each bounded by `chunk_timeout` seconds.
+
+        Raises:
+            UpstreamError: the upstream failed, cut the stream, or went quiet too long.
+        """
+        while True:
+            try:
+                async with asyncio.timeout(chunk_timeout):
+                    chunk = await anext(self._source)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"{self.dep.provider} stream went quiet for {chunk_timeout:g}s",
+                    provider=self.dep.provider,
+                    key_id=self.dep.id,
+                ) from None
+            except httpx.TransportError as exc:
+                raise connection_error(self.dep, exc) from None
+            yield chunk
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            # Closing a broken stream must not mask its outcome.
+            with contextlib.suppress(Exception):
+                await aclose()
+        if self._response is not None:
+            await self._response.aclose()
+
+
+async def complete(
+    client: httpx.AsyncClient,
+    provider: Provider | None,
+    req: ChatRequest,
+    dep: Deployment,
+    budget: float,
+) -> ChatResponse:
+    """Sends one non-stream request, bounded by `budget` seconds.
+
+    Raises:
+        UpstreamError: an error answer, a timeout or a connection failure.
+        BadRequest: the request cannot be expressed for this provider.
+    """
+    if provider is None:
+        return mock.respond(req, dep)
+    request = provider.build_request(req, dep)
+    try:
+        async with asyncio.timeout(budget):
+            response = await client.send(request)
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"{dep.provider} did not answer within {budget:g}s",
+            provider=dep.provider,
+            key_id=dep.id,
+        ) from None
+    except httpx.TransportError as exc:
+        raise connection_error(dep, exc) from None
+    if response.status_code >= 400:
+        raise provider.classify_error(dep, response.status_code, response.headers, response.content)
+    return provider.parse_response(req, dep, response.content)
+
+
+async def open_stream(
+    client: httpx.AsyncClient,
+    provider: Provider | None,
+    req: ChatRequest,
+    dep: Deployment,
+    budget: float,
+) -> OpenStream:
+    """Starts a stream and waits for its first chunk (bounded by `budget` seconds).
+
+    Raises:
+        UpstreamError: an error answer, an error as first event, a timeout, a dropped
+            connection, or a stream that ended before any chunk.
+    """
+    if provider is None:
+        local = mock.stream(req, dep)
+        return OpenStream([await anext(local)], dep, local)
+    request = provider.build_request(req, dep)
+    response: httpx.Response | None = None
+    source: AsyncIterator[Chunk] | None = None
+    try:
+        async with asyncio.timeout(budget):
+            response = await client.send(request, stream=True)
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise provider.classify_error(dep, response.status_code, response.headers, body)
+            source = _decode(response, provider.open_stream(req, dep))
+            first = [await anext(source)]
+    except TimeoutError:
+        await _abandon(source, response)
+        raise UpstreamTimeout(
+            f"{dep.provider} sent no first chunk within {budget:g}s",
+            provider=dep.provider,
+            key_id=dep.id,
+        ) from None
+    except StopAsyncIteration:
+        await _abandon(source, response)
+        raise UpstreamError(
+            f"{dep.provider} ended the stream before any chunk",
+            provider=dep.provider,
+            key_id=dep.id,
+            status=502,
+            retryable=True,
+        ) from None
+    except httpx.TransportError as exc:
+        await _abandon(source, response)
+        raise connection_error(dep, exc) from None
+    except BaseException:
+        await _abandon(source, response)
+        raise
+    return OpenStream(first, dep, source, response)
+
+
+async def _decode(response: httpx.Response, decoder: StreamDecoder) -> AsyncIterator[Chunk]:
+    sse = SSEDecoder()
+    async for data in response.aiter_bytes():
+        for event in sse.feed(data):
+            for chunk in decoder.feed(event):
+                yield chunk
+        if decoder.done:
+            return
+    for event in sse.flush():
+        for chunk in decoder.feed(event):
+            yield chunk
+
+
+async def _abandon(source: AsyncIterator[Chunk] | None, response: httpx.Response | None) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):  # the original failure is what gets reported
+            await aclose()
+    if response is not None:
+        await response.aclose()
+
+
+def connection_error(dep: Deployment, exc: httpx.TransportError) -> UpstreamError:
+    """Returns the retryable error for a refused, reset or cut connection (no URL, no key)."""
+    kind = type(exc).__name__
+    return UpstreamError(
+        f"{dep.provider}: connection failed ({kind})",
+        provider=dep.provider,
+        key_id=dep.id,
+        status=502,
+        retryable=True,
+        code="upstream_connection",
+    )

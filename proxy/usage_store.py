@@ -1,0 +1,150 @@
+"""The usage database: SQLite schema and its migrations, row inserts, pruning and the reads
+that rebuild the in-memory aggregates at start. Used only by `UsageLedger`'s writer thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from proxy.events import RequestFinished
+
+COLUMNS = (
+    "id", "time", "day", "grp", "deployment", "provider", "kind", "stream", "status",
+    "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "cost_saved", "latency_ms",
+    "ttft_ms", "cache", "attempts", "fallback", "error", "estimated",
+)  # fmt: skip
+_INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+BUSY_TIMEOUT_MS = 200  # short: a locked file is retried by the writer loop, not waited on
+
+
+def utc_day(t: float) -> str:
+    """Returns: the UTC date of unix time `t`, as YYYY-MM-DD."""
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS requests (
+            id TEXT, time REAL NOT NULL, day TEXT NOT NULL, grp TEXT NOT NULL,
+            deployment TEXT, provider TEXT, kind TEXT, stream INT, status INT,
+            prompt_tokens INT, completion_tokens INT, cached_tokens INT,
+            cost REAL NULL, cost_saved REAL NULL, latency_ms REAL, ttft_ms REAL NULL,
+            cache TEXT, attempts INT, fallback TEXT NULL, error TEXT NULL, estimated INT)"""
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS requests_day_grp ON requests (day, grp)")
+    db.execute("CREATE INDEX IF NOT EXISTS requests_dep_day ON requests (deployment, day)")
+    db.execute("CREATE INDEX IF NOT EXISTS requests_time ON requests (time)")
+
+
+# MIGRATIONS[n] takes a database at user_version n to n + 1. A schema change appends a
+# function here (v1 -> v2 next); never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Brings the schema up to SCHEMA_VERSION, one transaction per step.
+
+    Returns:
+        The version the database was at before.
+
+    Raises:
+        sqlite3.Error: the database is newer than this code, or a step failed.
+    """
+    before = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if before > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"usage database schema v{before} is newer than this llmproxy-tui (v{SCHEMA_VERSION})"
+        )
+    for version in range(before, SCHEMA_VERSION):
+        with db:
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+    return before
+
+
+def open_db(path: Path | None) -> sqlite3.Connection:
+    """Opens (creating parents and schema) the usage database; `None` is in-memory.
+
+    Returns:
+        A connection usable from any thread under the caller's lock, in WAL mode for a file.
+
+    Raises:
+        OSError: the parent directory cannot be created.
+        sqlite3.Error: the file cannot be opened, is locked or is not a database.
+    """
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    target = ":memory:" if path is None else str(path)
+    db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        if path is not None:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def as_row(ev: RequestFinished) -> tuple[Any, ...]:
+    """Returns: the `requests` row of one finished request (in COLUMNS order)."""
+    return (
+        ev.id, ev.time, utc_day(ev.time), ev.group, ev.deployment, ev.provider, ev.kind,
+        int(ev.stream), ev.status, ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens,
+        ev.cost, ev.cost_saved, ev.latency_ms, ev.ttft_ms, ev.cache, ev.attempts, ev.fallback,
+        ev.error, int(ev.tokens_estimated),
+    )  # fmt: skip
+
+
+def insert(db: sqlite3.Connection, events: Iterable[RequestFinished]) -> None:
+    """Writes the rows in one transaction (all or none).
+
+    Raises:
+        sqlite3.Error: disk full, locked, read-only...
+    """
+    with db:
+        db.executemany(_INSERT, [as_row(ev) for ev in events])
+
+
+def prune(db: sqlite3.Connection, before: float) -> int:
+    """Deletes rows older than unix time `before`. Returns: how many."""
+    with db:
+        return db.execute("DELETE FROM requests WHERE time < ?", (before,)).rowcount
+
+
+def load_sums(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """Returns: per (grp, deployment, day): requests, tokens in, tokens out, cost,
+    unknown-cost requests, errors and cache hits, over every stored row."""
+    return db.execute(
+        """SELECT grp, deployment, day, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),
+                  TOTAL(cost), SUM(cost IS NULL AND status < 400), SUM(status >= 400),
+                  SUM(cache = 'hit')
+           FROM requests GROUP BY grp, deployment, day"""
+    ).fetchall()
+
+
+def load_latencies(db: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
+    """Returns: (grp, deployment, day, latency_ms) of the `limit` latest timed rows, oldest
+    first."""
+    rows = db.execute(
+        """SELECT grp, deployment, day, latency_ms FROM requests
+           WHERE status < 400 AND cache != 'hit' ORDER BY time DESC LIMIT ?""",
+        (limit,),
+    ).fetchall()
+    rows.reverse()
+    return rows
+
+
+def load_hourly_cost(db: sqlite3.Connection, since: float) -> list[tuple[Any, ...]]:
+    """Returns: (hour unix ts, cost) for rows at or after `since`."""
+    return db.execute(
+        """SELECT CAST(time / 3600 AS INT) * 3600 AS hour, TOTAL(cost) FROM requests
+           WHERE time >= ? GROUP BY hour""",
+        (since,),
+    ).fetchall()

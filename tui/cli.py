@@ -1,0 +1,163 @@
+"""`llmproxy-tui`: parse the command line, load the config, then run headless or with the dashboard.
+
+Textual is imported only when the dashboard is wanted, so `--no-tui` stays light. Exit codes:
+0 clean stop, 2 config or usage error (one readable message), 3 the port is taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from proxy.config import Config, find_config, load_config, load_env_file
+from proxy.errors import ConfigError
+
+EXIT_OK, EXIT_CONFIG, EXIT_PORT = 0, 2, 3
+log = logging.getLogger("llmproxy")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"llmproxy-tui: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="llmproxy-tui",
+        description="A fast LLM proxy (LiteLLM config compatible) with a terminal dashboard.",
+    )
+    p.add_argument(
+        "--config",
+        help="LiteLLM config.yaml (default: $LLMPROXY_CONFIG, "
+        "./config.yaml, ~/.litellm/config.yaml, else the built-in demo)",
+    )
+    p.add_argument("--env-file", help=".env to load (default: beside the config, else ./.env)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=4000, help="port to listen on (4000)")
+    p.add_argument("--no-tui", action="store_true", help="headless server; logs to stderr")
+    p.add_argument("--debug", action="store_true", help="log the request flow (never keys)")
+    p.add_argument("--log-file", help="also write the log to this file")
+    p.add_argument("--usage-db", help="SQLite usage store (default ~/.llmproxy/usage.db)")
+    p.add_argument(
+        "--attach", metavar="URL", help="show the dashboard of a proxy running elsewhere (headless)"
+    )
+    p.add_argument(
+        "--key", help="master key for --attach (default $LLMPROXY_KEY, $LITELLM_MASTER_KEY)"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config, print the resolved groups and deployments, and exit",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.attach:
+        from tui.launch import run_attach
+
+        key = args.key or os.environ.get("LLMPROXY_KEY") or os.environ.get("LITELLM_MASTER_KEY")
+        return run_attach(args.attach, key)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"llmproxy-tui: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        from tui.check import print_check
+
+        print_check(config)
+        return EXIT_OK
+    from proxy.server import is_loopback
+
+    if not is_loopback(args.host) and config.master_key is None:
+        print(
+            f"llmproxy-tui: refusing to listen on {args.host} without a master key: set "
+            "general_settings.master_key (e.g. os.environ/LITELLM_MASTER_KEY) or use "
+            "--host 127.0.0.1",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return _serve(args, config)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path, demo = find_config(args.config)
+    if not demo and not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    load_env_file(path, args.env_file)
+    return load_config(path, demo=demo)
+
+
+def _usage_db(args: argparse.Namespace) -> Path:
+    return (
+        Path(args.usage_db).expanduser()
+        if args.usage_db
+        else Path.home() / ".llmproxy" / "usage.db"
+    )
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from proxy.runtime import Runtime
+    from proxy.server import ProxyServer
+
+    runtime = Runtime(config, usage_db=_usage_db(args))
+    server = ProxyServer(runtime, args.host, args.port)
+    if args.no_tui:
+        _setup_logging(args, stream=True)
+        return _run_headless(server, config)
+    _setup_logging(args, stream=False)
+    from tui.launch import run_local
+
+    label = "built-in demo config" if config.demo else str(config.path)
+    return run_local(runtime, server, config_label=label, demo=config.demo)
+
+
+def _run_headless(server: object, config: Config) -> int:
+    from proxy.server import ProxyServer
+
+    assert isinstance(server, ProxyServer)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    if config.demo:
+        log.warning("no config found: running the built-in demo config (mock models, no keys)")
+    # uvicorn re-raises the signal it caught once it has shut down; these handlers make that a
+    # no-op so a SIGTERM/SIGINT stop ends with exit 0 after the graceful shutdown.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    if server.bind_error is not None:
+        print(
+            f"llmproxy-tui: cannot listen on {server.host}:{server.port}: "
+            f"{server.bind_error.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_PORT
+    return EXIT_OK
+
+
+def _setup_logging(args: argparse.Namespace, *, stream: bool) -> None:
+    handlers: list[logging.Handler] = []
+    if stream:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if args.log_file:
+        handlers.append(logging.FileHandler(Path(args.log_file).expanduser(), encoding="utf-8"))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    for noisy in ("httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
