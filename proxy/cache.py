@@ -5,6 +5,7 @@ LRU store bounded by entries and bytes with per-entry TTL, and hit/miss/savings 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -143,7 +144,10 @@ class ResponseCache:
             if name not in EXCLUDED_FIELDS and name not in fields:
                 fields[name] = value
         doc = {"kind": req.kind, "model": req.model, "body": fields}
-        data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        try:
+            data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: still a stable key
+            data = json.dumps(doc, sort_keys=True, default=repr).encode()
         return hashlib.sha256(data).hexdigest()
 
     async def get(self, key: str) -> CachedAnswer | None:

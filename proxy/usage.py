@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,13 @@ class Sums:
     cache_hits: int = 0
 
     def add(self, other: Sums) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.requests += other.requests
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.cost += other.cost
+        self.cost_unknown += other.cost_unknown
+        self.errors += other.errors
+        self.cache_hits += other.cache_hits
 
     @classmethod
     def of(cls, ev: RequestFinished) -> Sums:

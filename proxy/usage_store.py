@@ -4,6 +4,7 @@ that rebuild the in-memory aggregates at start. Used only by `UsageLedger`'s wri
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -23,7 +24,12 @@ BUSY_TIMEOUT_MS = 200  # short: a locked file is retried by the writer loop, not
 
 def utc_day(t: float) -> str:
     """Returns: the UTC date of unix time `t`, as YYYY-MM-DD."""
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d")
+    return _day_of(int(t // 86400))
+
+
+@functools.lru_cache(maxsize=512)
+def _day_of(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _v1(db: sqlite3.Connection) -> None:
