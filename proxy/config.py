@@ -168,7 +168,7 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         raise ConfigError(_format_validation(where, exc, resolved)) from None
     _collect_unknown(raw, "", warnings)
     for dotted, var in missing.items():
-        if not dotted.endswith(".api_key"):
+        if not dotted.endswith(".api_key") and dotted != "general_settings.master_key":
             warnings.append(f"{dotted}: environment variable {var} is not set")
     deployments = _build_deployments(raw, missing, warnings, where)
     settings = raw.litellm_settings
