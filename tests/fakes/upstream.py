@@ -1,0 +1,356 @@
+"""FakeUpstream: a scripted loopback server speaking OpenAI's and Anthropic's wire formats.
+
+It runs on its own event loop in a background thread, on 127.0.0.1 and a free port, so sync and
+async tests alike can point real clients at it. Steps (see `tests.fakes.steps`) script answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from tests.fakes import anthropic_checks, anthropic_wire, openai_wire
+from tests.fakes.exchange import Exchange
+from tests.fakes.http11 import (
+    MAX_HEAD,
+    Answer,
+    MalformedRequestError,
+    Request,
+    read_request,
+    write_answer,
+)
+from tests.fakes.steps import (
+    DEFAULT_CONTENT,
+    ContextTooLong,
+    Drop,
+    Error,
+    Hang,
+    Overloaded,
+    RateLimit,
+    Reply,
+    Step,
+    StreamCut,
+    StreamErrorFirst,
+    context_too_long,
+    drop,
+    error,
+    hang,
+    overloaded,
+    rate_limit,
+    reply,
+    stream_cut,
+    stream_error_first,
+)
+
+__all__ = [
+    "DEFAULT_CONTENT", "ContextTooLong", "Drop", "Error", "FakeUpstream", "Hang", "Overloaded",
+    "RateLimit", "Reply", "Seen", "Step", "StreamCut", "StreamErrorFirst", "context_too_long",
+    "drop", "error", "hang", "overloaded", "rate_limit", "reply", "stream_cut",
+    "stream_error_first",
+]  # fmt: skip
+
+OPENAI_POSTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the fake received. `time` is time.monotonic() when it was read."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+    key: str | None
+    time: float
+    query: str = ""
+
+
+def _key_of(headers: dict[str, str]) -> str | None:
+    if "x-api-key" in headers:
+        return headers["x-api-key"]
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _is_anthropic(req: Request) -> bool:
+    if req.path.startswith("/v1/messages"):
+        return True
+    return req.path == "/v1/models" and (
+        "x-api-key" in req.headers or "anthropic-version" in req.headers
+    )
+
+
+class FakeUpstream:
+    """A scripted fake of the OpenAI and Anthropic APIs on 127.0.0.1.
+
+    Requests that pass auth and validation each consume one step: first from the queue of
+    their API key, else from the any-key queue, else the default (reply()). GET /v1/models and
+    rejected requests (401, 404, validation 400s) consume no step.
+    """
+
+    def __init__(self) -> None:
+        self.rejected_keys: set[str] = set()
+        """Keys answered with 401 in the vendor's shape, on every path."""
+        self.port = 0
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._queues: dict[str | None, deque[Step]] = {}
+        self._default: Step = Reply()
+        self._seen: list[Seen] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._failure: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        """Start serving in a background thread.
+
+        Returns: self, once the port is bound.
+        Raises: RuntimeError when the server could not start.
+        """
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-upstream")
+        self._thread.daemon = True
+        self._thread.start()
+        if not ready.wait(10) or self._failure is not None:
+            raise RuntimeError(f"fake upstream did not start: {self._failure!r}")
+        return self
+
+    def stop(self) -> None:
+        """Close the server and every open connection (ending any hang); wait for the thread."""
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is None or stopping is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Returns: the base URL, `http://127.0.0.1:PORT`."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        """Returns: the OpenAI base URL (with `/v1`)."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base(self) -> str:
+        """Returns: the Anthropic base URL (without `/v1`; /v1/messages is served)."""
+        return self.url
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def script(self, *steps: Step, key: str | None = None) -> None:
+        """Queue steps for requests with API key `key` (None: for any key)."""
+        with self._lock:
+            self._queues.setdefault(key, deque()).extend(steps)
+
+    def set_default(self, step: Step) -> None:
+        """Use `step` whenever the queues are empty (initially reply())."""
+        with self._lock:
+            self._default = step
+
+    def reset(self) -> None:
+        """Clear the queues, the default, the recorded requests and the rejected keys."""
+        with self._lock:
+            self._queues.clear()
+            self._default = Reply()
+            self._seen.clear()
+            self.rejected_keys.clear()
+
+    @property
+    def requests(self) -> list[Seen]:
+        """Returns: a copy of every request received, in order."""
+        with self._lock:
+            return list(self._seen)
+
+    def calls(self, key: str | None = None, path: str | None = None) -> list[Seen]:
+        """Returns: the requests with API key `key` and path `path` (None matches any)."""
+        return [
+            s
+            for s in self.requests
+            if (key is None or s.key == key) and (path is None or s.path == path)
+        ]
+
+    def wait_requests(self, count: int = 1, timeout: float = 5.0) -> list[Seen]:
+        """Block until at least `count` requests were received (from an async test, call it
+        through asyncio.to_thread).
+
+        Returns: every request received so far.
+        Raises: TimeoutError when fewer than `count` arrived within `timeout` seconds.
+        """
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._seen) >= count, timeout):
+                raise TimeoutError(f"{len(self._seen)} of {count} requests arrived")
+            return list(self._seen)
+
+    def _next_step(self, key: str | None) -> Step:
+        with self._lock:
+            for queue_key in (key, None) if key is not None else (None,):
+                queue = self._queues.get(queue_key)
+                if queue:
+                    return queue.popleft()
+            return self._default
+
+    def _record(self, req: Request) -> tuple[Seen, int]:
+        body = req.json()
+        seen = Seen(
+            req.method, req.path, req.headers, body, req.raw, _key_of(req.headers),
+            time.monotonic(), req.query,
+        )  # fmt: skip
+        with self._lock:
+            self._seen.append(seen)
+            self._arrived.notify_all()
+            return seen, len(self._seen)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(ready))
+        except BaseException as exc:  # reported to start() through _failure
+            self._failure = exc
+            ready.set()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self, ready: threading.Event) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0, limit=MAX_HEAD)
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        async with server:
+            await self._stopping.wait()
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                try:
+                    req = await read_request(reader)
+                except (MalformedRequestError, asyncio.LimitOverrunError, ValueError):
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    break
+                if req is None or not await self._respond(req, reader, writer):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away; nothing to answer
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (3.11's start_server callback chokes on a cancelled task)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _respond(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Returns: whether the connection stays open for another request."""
+        seen, seq = self._record(req)
+        anthropic = _is_anthropic(req)
+        body = seen.body if isinstance(seen.body, dict) else {}
+        exchange = Exchange(req.path, body, seen.key, seq)
+        answer = self._precheck(req, seen, exchange, anthropic)
+        chunk_delay = 0.0
+        if answer is None:
+            step = self._next_step(seen.key)
+            if isinstance(step, Drop):
+                return False
+            if isinstance(step, Hang):
+                with contextlib.suppress(TimeoutError):  # EOF: the client gave up
+                    await asyncio.wait_for(reader.read(), step.seconds)
+                return False
+            render = anthropic_wire.render if anthropic else openai_wire.render
+            answer = render(step, exchange)
+            if isinstance(step, Reply):
+                chunk_delay = step.chunk_delay
+                if step.delay:
+                    await asyncio.sleep(step.delay)
+        return await write_answer(
+            writer, answer, keep_alive=req.keep_alive, chunk_delay=chunk_delay
+        )
+
+    def _precheck(
+        self, req: Request, seen: Seen, exchange: Exchange, anthropic: bool
+    ) -> Answer | None:
+        """Returns: the answer for a request that must not consume a step, else None."""
+        routes = ("/v1/messages",) if anthropic else OPENAI_POSTS
+        is_models = req.method == "GET" and req.path == "/v1/models"
+        if not is_models and (req.method != "POST" or req.path not in routes):
+            return _not_found(req, exchange, anthropic)
+        if anthropic and "x-api-key" not in req.headers:
+            return anthropic_wire.error_answer(exchange, 401, "x-api-key header is required")
+        if seen.key is None:
+            msg = (
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+            return openai_wire.error_answer(exchange, 401, msg)
+        if seen.key in self.rejected_keys:
+            return _unauthorized(exchange, anthropic)
+        if is_models:
+            models = anthropic_wire.models_answer if anthropic else openai_wire.models_answer
+            return models(exchange)
+        return _invalid(req, seen, exchange, anthropic)
+
+
+def _not_found(req: Request, exchange: Exchange, anthropic: bool) -> Answer:
+    if anthropic:
+        return anthropic_wire.error_answer(exchange, 404, "Not Found", type="not_found_error")
+    msg = f"Invalid URL ({req.method} {req.path})"
+    return openai_wire.error_answer(exchange, 404, msg)
+
+
+def _unauthorized(exchange: Exchange, anthropic: bool) -> Answer:
+    if anthropic:
+        return anthropic_wire.error_answer(exchange, 401, "invalid x-api-key")
+    msg = "Incorrect API key provided. You can find your API key at the provider's dashboard."
+    return openai_wire.error_answer(exchange, 401, msg, code="invalid_api_key")
+
+
+def _invalid(req: Request, seen: Seen, exchange: Exchange, anthropic: bool) -> Answer | None:
+    if not anthropic:
+        if not isinstance(seen.body, dict):
+            msg = (
+                "We could not parse the JSON body of your request. The API expects a JSON payload."
+            )
+            return openai_wire.error_answer(exchange, 400, msg)
+        return openai_wire.validate(exchange)
+    if "anthropic-version" not in req.headers:
+        return anthropic_wire.error_answer(exchange, 400, "anthropic-version: header is required")
+    if seen.body is None:
+        msg = "There was an error parsing the body of your request: expected a JSON object"
+        return anthropic_wire.error_answer(exchange, 400, msg)
+    message = anthropic_checks.problem(seen.body)
+    return None if message is None else anthropic_wire.error_answer(exchange, 400, message)
