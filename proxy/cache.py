@@ -120,8 +120,10 @@ class ResponseCache:
         now: Callable[[], float] = time.time,
     ) -> None:
         self.params = params
-        self._clock = clock
-        self._now = now
+        self.clock = clock
+        """Monotonic seconds for TTLs. A documented seam: tests may replace it."""
+        self.now = now
+        """Wall-clock seconds for the per-minute history. Tests may replace it."""
         self._store = _LocalStore(params.max_entries, params.max_bytes)
         self._lock = threading.Lock()
         self.hits = 0
@@ -157,7 +159,7 @@ class ResponseCache:
             The cached answer, or None.
         """
         with self._lock:
-            answer = self._store.get(key, self._clock())
+            answer = self._store.get(key, self.clock())
             self._count(hit=answer is not None)
             if answer is not None:
                 if answer.usage is not None:
@@ -173,7 +175,7 @@ class ResponseCache:
         if ttl <= 0:
             return
         with self._lock:
-            self._store.put(key, answer, self._clock() + ttl)
+            self._store.put(key, answer, self.clock() + ttl)
 
     def record_bypass(self) -> None:
         """Counts a request that skipped the cache (no-cache); not a miss."""
@@ -210,7 +212,7 @@ class ResponseCache:
             }
 
     def _count(self, *, hit: bool) -> None:
-        minute = int(self._now() // 60 * 60)
+        minute = int(self.now() // 60 * 60)
         if not self._minutes or self._minutes[-1][0] != minute:
             self._minutes.append([minute, 0, 0])
         row = self._minutes[-1]
@@ -223,7 +225,7 @@ class ResponseCache:
 
     def _history(self) -> list[list[int]]:
         """The last 30 minutes, oldest first, minutes without lookups as zeros."""
-        current = int(self._now() // 60 * 60)
+        current = int(self.now() // 60 * 60)
         seen = {row[0]: row for row in self._minutes}
         minutes = range(current - 60 * (_HISTORY_MINUTES - 1), current + 1, 60)
         return [list(seen.get(m, [m, 0, 0])) for m in minutes]

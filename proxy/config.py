@@ -168,9 +168,14 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         raise ConfigError(_format_validation(where, exc, resolved)) from None
     _collect_unknown(raw, "", warnings)
     for dotted, var in missing.items():
-        if not dotted.endswith(".api_key") and dotted != "general_settings.master_key":
+        if (
+            not dotted.endswith((".api_key", ".api_base"))
+            and dotted != "general_settings.master_key"
+        ):
             warnings.append(f"{dotted}: environment variable {var} is not set")
     deployments = _build_deployments(raw, missing, warnings, where)
+    if not deployments:
+        warnings.append("model_list: no models configured, so every request gets 404")
     settings = raw.litellm_settings
     router = raw.router_settings
     master = raw.general_settings.master_key
@@ -344,6 +349,10 @@ def _deployment(
     key, key_env, disabled = _key_for(
         spec.name, spec.key_env, spec.needs_key, params, f"{at}.litellm_params.api_key", missing
     )
+    base_var = missing.get(f"{at}.litellm_params.api_base")
+    if base_var:  # never send the key to the provider's default URL instead of the one meant
+        reason = f"api_base missing: environment variable {base_var} is not set"
+        disabled = f"{disabled}; {reason}" if disabled else reason
     if disabled:
         warnings.append(f"{at} ({dep_id}): disabled: {disabled}")
     router = raw.router_settings

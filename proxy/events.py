@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -19,9 +19,22 @@ class Event:
     """Base of every event; `as_dict()` is what SSE clients and the dashboard receive."""
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["type"] = _TYPE_NAMES[type(self)]
+        """Returns: the event's fields (shallow: nested values are shared, never mutate them)
+        and its `type` name."""
+        kind = type(self)
+        out = {name: getattr(self, name) for name in _field_names(kind)}
+        out["type"] = _TYPE_NAMES[kind]
         return out
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
+    return names
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: tuple[Subscription, ...] = ()
         self._lock = threading.Lock()
+        self._dropped_gone = 0  # events dropped by subscribers that have since left
         self.published = 0
 
     def subscribe(self, maxlen: int = 10_000) -> Subscription:
@@ -149,11 +163,20 @@ class EventBus:
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subs = tuple(s for s in self._subs if s is not sub)
+            if any(s is sub for s in self._subs):
+                self._subs = tuple(s for s in self._subs if s is not sub)
+                self._dropped_gone += sub.dropped
+
+    @property
+    def subscribers(self) -> int:
+        """Returns: how many subscriptions are open."""
+        return len(self._subs)
 
     @property
     def dropped(self) -> int:
-        return sum(s.dropped for s in self._subs)
+        """Returns: events dropped by every subscriber since start (never decreases, so the
+        metric is a true total even after a slow subscriber disconnects)."""
+        return self._dropped_gone + sum(s.dropped for s in self._subs)
 
     def publish(self, event: Event) -> None:
         """Hands `event` to every subscriber. O(subscribers), never raises."""

@@ -81,6 +81,10 @@ class KeyPool:
         self._wall = wall
         self._rng = rng or random.Random()
 
+    def seed(self, value: int) -> None:
+        """Re-seeds the random part of every strategy, for reproducible runs and tests."""
+        self._rng.seed(value)
+
     # ---- choosing ----
     def usable(
         self,

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.events import RequestFinished
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+HEALTH_STATES = ["ok", "failing", "cooling_down", "key_rejected", "disabled", "key_missing"]
 
 
 class Metrics:
@@ -47,6 +55,10 @@ class Metrics:
             "llmproxy_deployment_healthy", "1 when the deployment is usable.",
             ["deployment", "group"], registry=r,
         )  # fmt: skip
+        self.health = Enum(
+            "llmproxy_deployment_health", "The deployment's health state (docs/internals.md).",
+            ["deployment", "group"], states=HEALTH_STATES, registry=r,
+        )  # fmt: skip
         self.in_flight = Gauge(
             "llmproxy_deployment_in_flight", "Requests in flight on the deployment.",
             ["deployment", "group"], registry=r,
@@ -55,20 +67,29 @@ class Metrics:
             "llmproxy_events_dropped", "Events dropped by slow subscribers.", registry=r
         )
         self._deployments: set[tuple[str, str]] = set()
+        # Labelled children, looked up once: `.labels()` costs more than the increment itself.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe(self, ev: RequestFinished) -> None:
         """Counts one finished request (never raises for a well-formed event)."""
         group = ev.group
-        self.requests.labels(group, ev.deployment or "", str(ev.status), ev.cache).inc()
-        self.latency.labels(group).observe(ev.latency_ms / 1000)
+        self._child(self.requests, group, ev.deployment or "", str(ev.status), ev.cache).inc()
+        self._child(self.latency, group).observe(ev.latency_ms / 1000)
         if ev.stream and ev.ttft_ms is not None:
-            self.ttft.labels(group).observe(ev.ttft_ms / 1000)
+            self._child(self.ttft, group).observe(ev.ttft_ms / 1000)
         if ev.prompt_tokens:
-            self.tokens.labels(group, "input").inc(ev.prompt_tokens)
+            self._child(self.tokens, group, "input").inc(ev.prompt_tokens)
         if ev.completion_tokens:
-            self.tokens.labels(group, "output").inc(ev.completion_tokens)
+            self._child(self.tokens, group, "output").inc(ev.completion_tokens)
         if ev.cost:
-            self.cost.labels(group).inc(ev.cost)
+            self._child(self.cost, group).inc(ev.cost)
         if ev.cache == "hit":
             self.cache_hits.inc()
         elif ev.cache == "miss":
@@ -81,10 +102,14 @@ class Metrics:
         for dep in states:
             labels = (str(dep["id"]), str(dep.get("group", "")))
             seen.add(labels)
-            self.healthy.labels(*labels).set(1 if dep.get("health") == "ok" else 0)
+            health = str(dep.get("health"))
+            self.healthy.labels(*labels).set(1 if health == "ok" else 0)
+            if health in HEALTH_STATES:
+                self.health.labels(*labels).state(health)
             self.in_flight.labels(*labels).set(int(dep.get("in_flight") or 0))
         for labels in self._deployments - seen:
             self.healthy.remove(*labels)
+            self.health.remove(*labels)
             self.in_flight.remove(*labels)
         self._deployments = seen
 

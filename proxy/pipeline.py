@@ -87,6 +87,7 @@ class Pipeline:
         self.router.resolve(req.model)  # unknown model: 404 before anything is counted
         trace = self.router.trace(req)
         started_wall = self._wall()
+        req.created = req.created or int(started_wall)
         out = _Outcome(trace)
         self._bus.publish(RequestStarted(req.request_id, started_wall, req.model, req.stream))
         use_cache = self.cache is not None and (req.kind == "chat" or not req.stream)

@@ -10,11 +10,13 @@ import httpx
 
 from proxy.config import Deployment
 from proxy.providers.base import Provider
+from proxy.schema import UpstreamRequest
+from proxy.transport import UpstreamClient
 
 PROBE_TIMEOUT = 10.0
 
 
-def probe_request(dep: Deployment) -> httpx.Request | None:
+def probe_request(dep: Deployment) -> UpstreamRequest | None:
     """Returns the provider's list-models request for `dep`, or None for `mock`."""
     headers: dict[str, str] = dict(dep.extra_headers)
     if dep.wire == "mock":
@@ -24,14 +26,14 @@ def probe_request(dep: Deployment) -> httpx.Request | None:
         headers["anthropic-version"] = "2023-06-01"
         if dep.key is not None:
             headers["x-api-key"] = dep.key.reveal()
-        return httpx.Request("GET", base + "/models", headers=headers)
+        return UpstreamRequest("GET", base + "/models", headers)
     if dep.key is not None:
         headers["authorization"] = "Bearer " + dep.key.reveal()
-    return httpx.Request("GET", dep.api_base + "/models", headers=headers)
+    return UpstreamRequest("GET", dep.api_base + "/models", headers)
 
 
 async def probe_deployment(
-    client: httpx.AsyncClient, provider: Provider | None, dep: Deployment
+    client: UpstreamClient, provider: Provider | None, dep: Deployment
 ) -> dict[str, Any]:
     """Returns `{"ok", "status", "latency_ms", "detail"}`; never raises, never shows the key."""
     if dep.disabled_reason:

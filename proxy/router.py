@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
-
 from proxy.config import Config, Deployment
 from proxy.errors import (
     AllTargetsFailed,
@@ -29,6 +27,7 @@ from proxy.errors import (
 from proxy.keys import DeploymentState, KeyPool
 from proxy.providers.base import Provider
 from proxy.schema import ChatRequest, ChatResponse
+from proxy.transport import UpstreamClient
 from proxy.upstream import OpenStream, complete, open_stream
 
 T = TypeVar("T")
@@ -37,6 +36,8 @@ MAX_GROUPS = 6
 LIMIT_WAIT = 1.0
 """How long a request waits for rpm/tpm capacity before it gets 429."""
 MAX_RETRY_WAIT = 10.0
+WAKE_SLACK = 0.25
+"""A wait that ends this close to the hint is finished rather than given up."""
 BACKOFF_BASE = 0.25
 
 
@@ -70,7 +71,7 @@ class Router:
         self,
         config: Config,
         pool: KeyPool,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         providers: dict[str, Provider],
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -188,13 +189,7 @@ class Router:
             if group != req.model:
                 trace.fallback = group
             return result
-        raise AllTargetsFailed(
-            req.model,
-            trace.attempts,
-            last=last,
-            rate_limited=trace.rate_limited,
-            retry_after=trace.retry_after,
-        )
+        raise _final_error(req.model, trace, last)
 
     async def _run_group(
         self,
@@ -207,32 +202,22 @@ class Router:
     ) -> T:
         retries = self.config.num_retries
         tried: set[str] = set()
-        hung: set[str] = set()  # a deployment that timed out is not retried in this request
+        # Not retried in this request: a deployment that timed out, or used its max_retries.
+        barred: set[str] = set()
         per_dep: dict[str, int] = {}
         last: UpstreamError | None = None
         rounds = 0
         attempts = 0
         while attempts <= retries:
-            st = self.pool.choose(deps, tried | hung)
+            st = self.pool.choose(deps, tried | barred)
             if st is None:
-                st = await self._wait_for_capacity(deps, trace, last, rounds, tried, hung)
+                st = await self._wait_for_capacity(deps, trace, last, rounds, tried, barred)
                 if st is None:
                     break
                 rounds += 1
             dep = st.dep
-            if dep.max_retries is not None and per_dep.get(dep.id, 0) > dep.max_retries:
-                tried.add(dep.id)
-                continue
             if self._too_long(req, dep):
-                raise UpstreamError(
-                    f"the prompt exceeds {dep.id}'s max_input_tokens ({dep.max_input_tokens})",
-                    provider=dep.provider,
-                    key_id=dep.id,
-                    status=400,
-                    retryable=False,
-                    context_window=True,
-                    code="context_length_exceeded",
-                )
+                raise _too_long_error(dep)
             remaining = trace.remaining(self._clock)
             if remaining <= 0:
                 break
@@ -249,14 +234,12 @@ class Router:
                 self.pool.fail(st, err)
                 if not err.retryable:
                     raise
-                if err.status != 429:
-                    trace.rate_limited = False
-                elif err.retry_after is not None:
-                    trace.retry_after = err.retry_after
+                _note_failure(trace, err)
                 last = err
                 tried.add(dep.id)
-                if err.status == 504:
-                    hung.add(dep.id)
+                budget = retries if dep.max_retries is None else dep.max_retries
+                if err.status == 504 or per_dep[dep.id] > budget:
+                    barred.add(dep.id)
                 continue
             except BaseException:
                 self.pool.release(st)
@@ -274,9 +257,12 @@ class Router:
         last: UpstreamError | None,
         rounds: int,
         tried: set[str],
-        hung: set[str],
+        barred: set[str],
     ) -> DeploymentState | None:
         """Waits when no deployment is usable now but one will be soon; None to give up."""
+        deps = [d for d in deps if d.id not in barred]
+        if not deps:
+            return None
         hint = self.pool.wait_hint(deps)
         if hint is not None:
             trace.retry_after = hint if trace.retry_after is None else min(hint, trace.retry_after)
@@ -298,13 +284,65 @@ class Router:
                 return None
         await self._sleep(wait)
         tried.clear()
-        return self.pool.choose(deps, hung)
+        st = self.pool.choose(deps, barred)
+        late = self.pool.wait_hint(deps) if st is None else None
+        if late is not None and late <= WAKE_SLACK:
+            # The loop's timer woke a moment before the cooldown or window ended (uvloop keeps
+            # a cached clock): wait out the rest instead of failing a request that waited.
+            await self._sleep(late + 0.001)
+            st = self.pool.choose(deps, barred)
+        return st
 
     @staticmethod
     def _too_long(req: ChatRequest, dep: Deployment) -> bool:
         if dep.max_input_tokens is None:
             return False
         return estimate_prompt_tokens(req) > dep.max_input_tokens
+
+
+def _note_failure(trace: Trace, err: UpstreamError) -> None:
+    """Keeps what the final error needs: whether all were rate limited, and the soonest wait."""
+    if err.status != 429:
+        trace.rate_limited = False
+    elif err.retry_after is not None:
+        soonest = trace.retry_after
+        trace.retry_after = err.retry_after if soonest is None else min(soonest, err.retry_after)
+
+
+def _too_long_error(dep: Deployment) -> UpstreamError:
+    return UpstreamError(
+        f"the prompt exceeds {dep.id}'s max_input_tokens ({dep.max_input_tokens})",
+        provider=dep.provider,
+        key_id=dep.id,
+        status=400,
+        retryable=False,
+        context_window=True,
+        code="context_length_exceeded",
+    )
+
+
+def _final_error(group: str, trace: Trace, last: UpstreamError | None) -> AllTargetsFailed:
+    """Returns the contract's exhaustion error for `trace`.
+
+    When every attempt was an overload (503, Anthropic's 529) the status is 503, never 529.
+    When upstreams were tried, `x-should-retry: false` keeps a client SDK from multiplying
+    the retries the router already made.
+    """
+    err = AllTargetsFailed(
+        group,
+        trace.attempts,
+        last=last,
+        rate_limited=trace.rate_limited,
+        retry_after=trace.retry_after,
+    )
+    statuses = {a.status for a in trace.attempts}
+    if not trace.rate_limited and statuses and statuses <= {503, 529}:
+        err.status, err.code = 503, "upstream_overloaded"
+        if trace.retry_after is not None:
+            err.headers["Retry-After"] = str(max(1, int(trace.retry_after + 0.999)))
+    if trace.attempts:
+        err.headers["x-should-retry"] = "false"
+    return err
 
 
 def estimate_prompt_tokens(req: ChatRequest) -> int:

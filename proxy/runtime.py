@@ -13,8 +13,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from proxy.cache import ResponseCache
 from proxy.config import Config, Deployment
 from proxy.errors import BadRequest
@@ -28,6 +26,7 @@ from proxy.providers.anthropic import AnthropicProvider
 from proxy.providers.base import Provider
 from proxy.providers.openai import OpenAIProvider
 from proxy.router import Router
+from proxy.transport import AiohttpClient
 from proxy.usage import UsageLedger
 
 log = logging.getLogger("llmproxy")
@@ -58,20 +57,13 @@ class Runtime:
         self.started_at = time.time()
         self.requests_total = 0
         self._finished_at: deque[float] = deque(maxlen=100_000)
-        self.client: httpx.AsyncClient | None = None
+        self.client: AiohttpClient | None = None
         self.pipeline: Pipeline | None = None
         self.draining = False
 
     async def start(self) -> None:
         """Opens the shared HTTP client and the usage store; call on the serving loop."""
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None),
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=512, keepalive_expiry=30.0
-            ),
-        )
+        self.client = AiohttpClient()
         router = Router(self.config, self.pool, self.client, self.providers)
         self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.finish)
         await asyncio.to_thread(self.ledger.start)

@@ -1,6 +1,12 @@
-"""A provider key or master key that cannot be printed by accident."""
+"""Provider keys and the master key: held so they cannot be printed by accident, and scrubbed
+from any text that might echo them (an upstream error message, a log line)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxy.config import Config
 
 import hashlib
 import hmac
@@ -46,3 +52,21 @@ class Secret:
 def redact(value: str) -> str:
     """Returns `…abcd` (the last 4 characters), or `…` for a short value."""
     return f"…{value[-4:]}" if len(value) >= 12 else "…"
+
+
+class Scrubber:
+    """Replaces every configured key (provider keys, the master key) with its redacted form."""
+
+    def __init__(self, config: Config) -> None:
+        secrets = [d.key for d in config.deployments if d.key is not None]
+        if config.master_key is not None:
+            secrets.append(config.master_key)
+        pairs = {(s.reveal(), s.redacted) for s in secrets if len(s.reveal()) >= 8}
+        self._pairs = sorted(pairs, key=lambda pair: -len(pair[0]))
+
+    def text(self, value: str) -> str:
+        """Returns `value` with any key in it redacted to its last 4 characters."""
+        for secret, redacted in self._pairs:
+            if secret in value:
+                value = value.replace(secret, redacted)
+        return value

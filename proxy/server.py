@@ -62,6 +62,7 @@ class ProxyServer:
             lifespan="on",
             log_config=None,
             access_log=False,
+            proxy_headers=False,  # no X-Forwarded-* parsing: it cost ~3% per request
             server_header=False,
             timeout_graceful_shutdown=GRACE,
             timeout_keep_alive=30,
@@ -96,6 +97,14 @@ class ProxyServer:
             self.started.set()
             return
         self.runtime.listen = f"http://{_url_host(self.host)}:{self.port}"
+        config = self.runtime.config
+        log.info(
+            "listening on %s (%s: %d groups, %d deployments)",
+            self.runtime.listen,
+            "built-in demo config" if config.demo else config.path or "config",
+            len(config.groups),
+            len(config.deployments),
+        )
         try:
             await self._server.serve(sockets=[sock])
         finally:

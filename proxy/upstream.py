@@ -20,6 +20,7 @@ from proxy.providers import mock
 from proxy.providers.base import Provider, StreamDecoder
 from proxy.schema import ChatRequest, ChatResponse, Chunk
 from proxy.sse import SSEDecoder
+from proxy.transport import UpstreamClient, UpstreamResponse
 
 
 @dataclass
@@ -29,7 +30,7 @@ class OpenStream:
     first: list[Chunk]
     dep: Deployment
     _source: AsyncIterator[Chunk]
-    _response: httpx.Response | None = None
+    _response: UpstreamResponse | None = None
     _closed: bool = field(default=False)
 
     async def chunks(self, chunk_timeout: float) -> AsyncIterator[Chunk]:
@@ -68,7 +69,7 @@ class OpenStream:
 
 
 async def complete(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: Provider | None,
     req: ChatRequest,
     dep: Deployment,
@@ -100,7 +101,7 @@ async def complete(
 
 
 async def open_stream(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: Provider | None,
     req: ChatRequest,
     dep: Deployment,
@@ -116,7 +117,7 @@ async def open_stream(
         local = mock.stream(req, dep)
         return OpenStream([await anext(local)], dep, local)
     request = provider.build_request(req, dep)
-    response: httpx.Response | None = None
+    response: UpstreamResponse | None = None
     source: AsyncIterator[Chunk] | None = None
     try:
         async with asyncio.timeout(budget):
@@ -151,7 +152,7 @@ async def open_stream(
     return OpenStream(first, dep, source, response)
 
 
-async def _decode(response: httpx.Response, decoder: StreamDecoder) -> AsyncIterator[Chunk]:
+async def _decode(response: UpstreamResponse, decoder: StreamDecoder) -> AsyncIterator[Chunk]:
     sse = SSEDecoder()
     async for data in response.aiter_bytes():
         for event in sse.feed(data):
@@ -164,7 +165,7 @@ async def _decode(response: httpx.Response, decoder: StreamDecoder) -> AsyncIter
             yield chunk
 
 
-async def _abandon(source: AsyncIterator[Chunk] | None, response: httpx.Response | None) -> None:
+async def _abandon(source: AsyncIterator[Chunk] | None, response: UpstreamResponse | None) -> None:
     aclose = getattr(source, "aclose", None)
     if aclose is not None:
         with contextlib.suppress(Exception):  # the original failure is what gets reported

@@ -1,12 +1,14 @@
 """`llmproxy-tui`: parse the command line, load the config, then run headless or with the dashboard.
 
 Textual is imported only when the dashboard is wanted, so `--no-tui` stays light. Exit codes:
-0 clean stop, 2 config or usage error (one readable message), 3 the port is taken.
+0 clean stop, 2 config or usage error (one readable message, also an address that cannot be
+used), 3 the port is taken.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -27,6 +29,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"llmproxy-tui: error: {message}\n")
 
 
+def _port(text: str) -> int:
+    """Returns the port number. Raises: argparse.ArgumentTypeError outside 0-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="llmproxy-tui",
@@ -39,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--env-file", help=".env to load (default: beside the config, else ./.env)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=4000, help="port to listen on (4000)")
+    p.add_argument("--port", type=_port, default=4000, help="port to listen on (4000)")
     p.add_argument("--no-tui", action="store_true", help="headless server; logs to stderr")
     p.add_argument("--debug", action="store_true", help="log the request flow (never keys)")
     p.add_argument("--log-file", help="also write the log to this file")
@@ -108,12 +121,17 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from proxy.runtime import Runtime
     from proxy.server import ProxyServer
 
+    try:
+        _setup_logging(args, stream=args.no_tui)
+    except OSError as exc:
+        print(
+            f"llmproxy-tui: cannot open --log-file {args.log_file}: {exc.strerror}", file=sys.stderr
+        )
+        return EXIT_CONFIG
     runtime = Runtime(config, usage_db=_usage_db(args))
     server = ProxyServer(runtime, args.host, args.port)
     if args.no_tui:
-        _setup_logging(args, stream=True)
         return _run_headless(server, config)
-    _setup_logging(args, stream=False)
     from tui.launch import run_local
 
     label = "built-in demo config" if config.demo else str(config.path)
@@ -133,13 +151,14 @@ def _run_headless(server: object, config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     server.run()
-    if server.bind_error is not None:
+    error = server.bind_error
+    if error is not None:
         print(
             f"llmproxy-tui: cannot listen on {server.host}:{server.port}: "
-            f"{server.bind_error.strerror}",
+            f"{error.strerror or error}",
             file=sys.stderr,
         )
-        return EXIT_PORT
+        return EXIT_PORT if error.errno == errno.EADDRINUSE else EXIT_CONFIG
     return EXIT_OK
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from proxy.config import Deployment
 from proxy.errors import NotImplementedByProvider, UpstreamError
 from proxy.providers import anthropic_errors, anthropic_response
 from proxy.providers.anthropic_request import build_body
 from proxy.providers.anthropic_stream import AnthropicStreamDecoder
-from proxy.schema import ChatRequest, ChatResponse, dumps
+from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
 
 DEFAULT_VERSION = "2023-06-01"
 _PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -27,7 +25,7 @@ class AnthropicProvider:
 
     wire = "anthropic"
 
-    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+    def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         """Returns the `POST …/v1/messages` request for `req` on `dep`.
 
         Raises:
@@ -40,21 +38,21 @@ class AnthropicProvider:
         body = build_body(
             req.body, upstream_model(req, dep), stream=req.stream, drop_params=req.drop_params
         )
-        return httpx.Request(
-            "POST", messages_url(dep.api_base), content=dumps(body), headers=self._headers(req, dep)
+        return UpstreamRequest(
+            "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
         )
 
     def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
-        """Returns the OpenAI `chat.completion` for a 2xx Messages body (`created` is 0).
+        """Returns the OpenAI `chat.completion` for a 2xx Messages body (`created` from `req`).
 
         Raises:
             UpstreamError: the body is not a Messages answer (502, retryable).
         """
-        return anthropic_response.parse_response(dep, body)
+        return anthropic_response.parse_response(dep, body, created=req.created)
 
     def open_stream(self, req: ChatRequest, dep: Deployment) -> AnthropicStreamDecoder:
         """Returns a fresh decoder for one Messages stream."""
-        return AnthropicStreamDecoder(dep)
+        return AnthropicStreamDecoder(dep, created=req.created)
 
     def classify_error(
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes

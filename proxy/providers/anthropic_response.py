@@ -1,7 +1,7 @@
 """Anthropic Messages answer → OpenAI `chat.completion` (and the usage/finish mappings the
 stream decoder shares).
 
-`created` is 0: an adapter has no clock, so the caller stamps the time if it wants one.
+`created` is the request's `created` (an adapter has no clock: the pipeline stamps it).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def usage_json(usage: Usage) -> dict[str, Any]:
     return out
 
 
-def parse_response(dep: Deployment, body: bytes) -> ChatResponse:
+def parse_response(dep: Deployment, body: bytes, *, created: int = 0) -> ChatResponse:
     """Returns the OpenAI answer for a 2xx Anthropic Messages body.
 
     Raises:
@@ -77,7 +77,7 @@ def parse_response(dep: Deployment, body: bytes) -> ChatResponse:
     out = {
         "id": doc.get("id", ""),
         "object": "chat.completion",
-        "created": 0,
+        "created": created,
         "model": model,
         "choices": [
             {

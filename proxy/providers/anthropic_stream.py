@@ -27,8 +27,9 @@ class AnthropicStreamDecoder:
     sends only when the client asked for `stream_options.include_usage`.
     """
 
-    def __init__(self, dep: Deployment) -> None:
+    def __init__(self, dep: Deployment, *, created: int = 0) -> None:
         self._dep = dep
+        self._created = created
         self._id = ""
         self._model = dep.model
         self._started = False
@@ -186,7 +187,7 @@ class AnthropicStreamDecoder:
         return {
             "id": self._id,
             "object": "chat.completion.chunk",
-            "created": 0,
+            "created": self._created,
             "model": self._model,
         }
 

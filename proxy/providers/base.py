@@ -1,8 +1,9 @@
 """The contract every provider adapter keeps: translate requests and answers, do no I/O.
 
-The router owns the one shared `httpx.AsyncClient`, the timeouts and the retries; an adapter
-only turns a `ChatRequest` into an `httpx.Request`, turns the upstream's bytes back into
-OpenAI's format, and says what an error means (`classify_error` decides `retryable`).
+The router owns the one shared upstream client (`proxy/transport.py`), the timeouts and the
+retries; an adapter only turns a `ChatRequest` into an `UpstreamRequest`, turns the upstream's
+bytes back into OpenAI's format, and says what an error means (`classify_error` decides
+`retryable`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-import httpx
-
 from proxy.config import Deployment
 from proxy.errors import UpstreamError
-from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent
+from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, UpstreamRequest
 
 
 class StreamDecoder(Protocol):
@@ -39,7 +38,7 @@ class Provider(Protocol):
 
     wire: str
 
-    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+    def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         """Returns the upstream request for `req` on deployment `dep` (key from `dep.key`).
 
         Raises:

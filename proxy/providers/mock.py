@@ -22,7 +22,9 @@ WORD_DELAY = 0.02
 
 
 def _words_in(req: ChatRequest) -> int:
-    count = 0
+    prompt = req.body.get("prompt") if req.kind == "completions" else req.body.get("input")
+    prompts = prompt if isinstance(prompt, list) else [prompt]
+    count = sum(len(p.split()) for p in prompts if isinstance(p, str))
     for message in req.body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
@@ -82,32 +84,39 @@ def respond(req: ChatRequest, dep: Deployment) -> ChatResponse:
 
 
 async def stream(req: ChatRequest, dep: Deployment) -> AsyncIterator[Chunk]:
-    """Yields the mock answer as OpenAI chunks, one word at a time, then a usage chunk."""
+    """Yields the mock answer as OpenAI chunks, one word at a time, then a usage chunk.
+
+    Chat requests get `chat.completion.chunk` deltas; /v1/completions gets `text_completion`
+    chunks with `text`, as OpenAI streams them.
+    """
     text = dep.mock_response or DEFAULT_REPLY
+    legacy = req.kind == "completions"
     base = {
-        "id": f"chatcmpl-mock-{uuid.uuid4().hex[:20]}",
-        "object": "chat.completion.chunk",
+        "id": f"{'cmpl' if legacy else 'chatcmpl'}-mock-{uuid.uuid4().hex[:20]}",
+        "object": "text_completion" if legacy else "chat.completion.chunk",
         "created": int(time.time()),
         "model": req.model,
     }
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return orjson.dumps(
-            {
-                **base,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ],
-            }
-        )
+    def chunk(piece: str | None, finish: str | None = None, *, role: bool = False) -> bytes:
+        if legacy:
+            choice: dict[str, Any] = {"index": 0, "text": piece or "", "logprobs": None}
+        else:
+            delta: dict[str, Any] = {"role": "assistant"} if role else {}
+            if piece is not None:
+                delta["content"] = piece
+            choice = {"index": 0, "delta": delta, "logprobs": None}
+        choice["finish_reason"] = finish
+        return orjson.dumps({**base, "choices": [choice]})
 
-    yield Chunk(data=chunk({"role": "assistant", "content": ""}))
-    words = text.split(" ")
-    for i, word in enumerate(words):
-        await asyncio.sleep(WORD_DELAY)
+    if not legacy:
+        yield Chunk(data=chunk("", role=True))
+    for i, word in enumerate(text.split(" ")):
+        if i or not legacy:
+            await asyncio.sleep(WORD_DELAY)
         piece = word if i == 0 else " " + word
-        yield Chunk(data=chunk({"content": piece}), text=piece)
-    yield Chunk(data=chunk({}, "stop"))
+        yield Chunk(data=chunk(piece), text=piece)
+    yield Chunk(data=chunk(None, "stop"))
     usage = _usage(req, text)
     yield Chunk(
         data=orjson.dumps({**base, "choices": [], "usage": usage.as_openai()}),

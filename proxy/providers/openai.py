@@ -9,12 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from proxy.config import Deployment
 from proxy.errors import UpstreamError
-from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, Usage, text_preview
+from proxy.schema import (
+    ChatRequest,
+    ChatResponse,
+    Chunk,
+    SSEEvent,
+    UpstreamRequest,
+    Usage,
+    text_preview,
+)
 
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "completions": "/completions"}
 # Phrases upstreams use when the prompt is longer than the model's window.
@@ -33,7 +40,7 @@ class OpenAIProvider:
 
     wire = "openai"
 
-    def build_request(self, req: ChatRequest, dep: Deployment) -> httpx.Request:
+    def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         body = dict(req.body)
         body["model"] = _upstream_model(req.model, dep)
         if req.stream:
@@ -44,9 +51,7 @@ class OpenAIProvider:
         if dep.key is not None:
             headers["authorization"] = "Bearer " + dep.key.reveal()
         headers.update(dep.extra_headers)
-        return httpx.Request(
-            "POST", dep.api_base + _PATHS[req.kind], headers=headers, content=orjson.dumps(body)
-        )
+        return UpstreamRequest("POST", dep.api_base + _PATHS[req.kind], headers, orjson.dumps(body))
 
     def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
         try:
@@ -78,6 +83,8 @@ class OpenAIProvider:
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
     ) -> UpstreamError:
         message, etype, code, param = _error_fields(body, status)
+        if dep.key is not None:  # some upstreams echo the key they were sent
+            message = message.replace(dep.key.reveal(), dep.key.redacted)
         lower = message.lower()
         context = status in (400, 413) and (
             code == "context_length_exceeded" or any(p in lower for p in _CONTEXT_PHRASES)

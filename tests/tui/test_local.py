@@ -1,0 +1,167 @@
+"""The dashboard with a real proxy in-process (mock provider and the fake upstream)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+from textual.widgets import DataTable, Markdown, Static, TextArea
+
+from tests.fakes.upstream import FakeUpstream, rate_limit
+from tests.tui.conftest import local_app, mock_config, running
+from tui.launch import LocalDashboardApp
+from tui.panes import format as fmt
+from tui.screens import tester as tester_screen
+
+
+@pytest.fixture
+def upstream():
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()
+
+
+async def started(app: LocalDashboardApp) -> str:
+    await asyncio.to_thread(app.server.started.wait, 10)
+    assert app.server.bind_error is None
+    await app.source.refresh()
+    return f"http://127.0.0.1:{app.server.port}"
+
+
+async def until(pilot, app, check, tries: int = 100) -> None:
+    """Refreshes the dashboard until `check()` holds (each try is one refresh)."""
+    for _ in range(tries):
+        app.refresh_data()
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the dashboard never showed it")
+
+
+def cell(app, table: str, row: str, column: str) -> str:
+    value = app.query_one(f"#{table}", DataTable).get_cell(row, column)
+    return str(getattr(value, "plain", value))
+
+
+async def chat(base: str, model: str, text: str = "hi", **extra) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            f"{base}/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": text}], **extra},
+        )
+
+
+async def test_a_request_appears_in_the_log(tmp_path) -> None:
+    app = local_app(mock_config(tmp_path), tmp_path)
+    async with running(app) as pilot:
+        base = await started(app)
+        response = await chat(base, "mock-a")
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        table = app.query_one("#requests-table", DataTable)
+        await until(
+            pilot,
+            app,
+            lambda: (
+                request_id in table.rows
+                and cell(app, "requests-table", request_id, "status") == "200"
+            ),
+        )
+        assert cell(app, "requests-table", request_id, "route") == "mock-a → mock-a-1"
+        await pilot.press("q")
+    assert app.return_code == 0 and not app.server.started.is_set() or app.return_code == 0
+
+
+async def test_a_rate_limited_key_cools_down_with_a_countdown(tmp_path, upstream) -> None:
+    now = [time.time()]
+    app = local_app(mock_config(tmp_path, upstream.openai_base), tmp_path, clock=lambda: now[0])
+    upstream.script(rate_limit(30), key="sk-test-ratelimited-0001")
+    async with running(app) as pilot:
+        base = await started(app)
+        assert (await chat(base, "gpt-up")).status_code == 429
+        await until(pilot, app, lambda: "cooling down" in cell(app, "keys-table", "up-1", "health"))
+        first = int(re.findall(r"(\d+)s", cell(app, "keys-table", "up-1", "health"))[0])
+        now[0] += 10
+        app.refresh_data()
+        second = int(re.findall(r"(\d+)s", cell(app, "keys-table", "up-1", "health"))[0])
+        assert second == first - 10
+        assert cell(app, "keys-table", "up-1", "key") == "…0001"
+        await pilot.press("q")
+
+
+async def test_the_cache_rate_moves_after_a_hit(tmp_path) -> None:
+    app = local_app(mock_config(tmp_path), tmp_path)
+    async with running(app) as pilot:
+        base = await started(app)
+        await chat(base, "mock-b", "same question")
+        await app.source.refresh()
+        app.refresh_data()
+        summary = app.query_one("#cache-summary", Static)
+        before = str(summary.content)
+        assert "0.0% since start" in before
+        hit = await chat(base, "mock-b", "same question")
+        assert hit.headers["x-llmproxy-cache"] == "hit"
+        await app.source.refresh()
+        app.refresh_data()
+        assert "50.0% since start" in str(summary.content)
+        await pilot.press("q")
+
+
+async def test_cost_by_group_adds_up_to_the_usage_store(tmp_path, upstream) -> None:
+    app = local_app(mock_config(tmp_path, upstream.openai_base), tmp_path)
+    async with running(app) as pilot:
+        base = await started(app)
+        for i in range(3):
+            await chat(base, "gpt-priced", f"question {i}")
+        await chat(base, "mock-b", "another")
+        runtime = app.source.runtime
+
+        async def settled() -> dict:
+            for _ in range(100):
+                state = await asyncio.wrap_future(app.server.submit(runtime.snapshot()))
+                if state["usage"]["totals"]["requests"] == 4:
+                    return state
+                await asyncio.sleep(0.05)
+            raise AssertionError("usage never reached the store")
+
+        state = await settled()
+        await app.source.refresh()
+        app.refresh_data()
+        usage = app.source.snapshot()["usage"]
+        groups = usage["by_group"]
+        assert sum(g["cost"] for g in groups) == pytest.approx(state["usage"]["totals"]["cost"])
+        assert sum(g["requests"] for g in groups) == 4
+        total = cell(app, "cost-table", "total", "cost")
+        assert state["usage"]["totals"]["cost"] > 0
+        assert total == fmt.dollars(state["usage"]["totals"]["cost"])
+        assert cell(app, "cost-table", "g:gpt-priced", "requests") == "3"
+        shown = sum(
+            float(cell(app, "cost-table", f"g:{g['group']}", "cost").strip("$")) for g in groups
+        )
+        assert shown == pytest.approx(state["usage"]["totals"]["cost"], abs=0.0001)
+        await pilot.press("q")
+
+
+async def test_the_tester_streams_an_answer(tmp_path) -> None:
+    app = local_app(mock_config(tmp_path), tmp_path)
+    async with running(app) as pilot:
+        await started(app)
+        await pilot.press("t")
+        tester = app.screen
+        assert isinstance(tester, tester_screen.TesterScreen)
+        tester.query_one("#tester-prompt", TextArea).text = "say hello"
+        await pilot.press("ctrl+s")
+        assert tester.worker is not None
+        await tester.worker.wait()
+        run = tester.runs[-1]
+        assert run.error is None and run.answer == "**Hello** from mock A"
+        assert run.deployment == "mock-a-1" and run.cache == "miss" and run.ttft_ms is not None
+        assert "Hello" in tester.query_one("#tester-answer", Markdown).source
+        await until(pilot, app, lambda: run.cost_known)
+        result = str(tester.query_one("#tester-result", Static).content)
+        assert "served by mock-a-1" in result and "cache miss" in result
+        await pilot.press("escape", "q")
+    assert app.return_code == 0

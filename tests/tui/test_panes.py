@@ -1,0 +1,221 @@
+"""Pilot tests of each pane and binding over a scripted FakeSource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import DataTable, Markdown, Static
+
+from tests.tui.conftest import NOW, FakeSource, finished, make_app
+from tui.panes.request_log import RequestLogPane, matches
+from tui.screens import tester as tester_screen
+from tui.screens.help import HelpScreen
+from tui.screens.request_detail import RequestDetailScreen
+
+
+def cell(app, table_id: str, row: str, column: str) -> str:
+    value: Any = app.query_one(f"#{table_id}", DataTable).get_cell(row, column)
+    return str(value.plain if hasattr(value, "plain") else value)
+
+
+def text_of(app, selector: str) -> str:
+    content: Any = app.query_one(selector, Static).content
+    return str(content.plain if hasattr(content, "plain") else content)
+
+
+async def test_home_shows_every_pane(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        assert source.started
+        assert app.query_one("#keys-table", DataTable).row_count == 4
+        assert app.query_one("#requests-table", DataTable).row_count == 3
+        assert cell(app, "keys-table", "gpt-4o-2", "health") == "◔ cooling down 42s"
+        assert cell(app, "keys-table", "groq-1", "health") == "○ disabled: key missing"
+        assert cell(app, "keys-table", "gpt-4o-1", "key") == "…9f2a"
+        assert "10.0% since start" in text_of(app, "#cache-summary")
+        assert cell(app, "cost-table", "total", "cost") == "$0.7700"
+        status = text_of(app, "#status")
+        assert "http://127.0.0.1:4000" in status and "up 1h02m" in status
+        assert app.query_one("#demo-banner").display
+
+
+async def test_request_events_update_rows_in_place(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        table = app.query_one("#requests-table", DataTable)
+        source.push(
+            {
+                "type": "request_started",
+                "id": "new-1",
+                "time": NOW,
+                "group": "claude",
+                "stream": False,
+            }
+        )
+        app.refresh_data()
+        assert table.row_count == 4
+        assert cell(app, "requests-table", "new-1", "status") == "…"
+        source.push(finished("new-1", group="claude", dep="claude-1", status=502, at=NOW))
+        app.refresh_data()
+        assert table.row_count == 4
+        assert cell(app, "requests-table", "new-1", "status") == "502"
+        assert cell(app, "requests-table", "new-1", "route") == "claude → claude-1"
+        assert table.cursor_row == 3  # follow mode keeps the newest in view
+
+
+async def test_cooldown_event_counts_down(source: FakeSource) -> None:
+    now = [NOW]
+    app = make_app(source, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)):
+        source.push(
+            {
+                "type": "deployment_changed",
+                "deployment": "gpt-4o-1",
+                "health": "cooling_down",
+                "reason": "429",
+                "cooldown_until": NOW + 30,
+            }
+        )
+        app.refresh_data()
+        assert cell(app, "keys-table", "gpt-4o-1", "health") == "◔ cooling down 30s"
+        now[0] += 12
+        app.refresh_data()
+        assert cell(app, "keys-table", "gpt-4o-1", "health") == "◔ cooling down 18s"
+
+
+async def test_key_actions_reach_the_source(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("1", "down")  # zoom Keys, select gpt-4o-2
+        await pilot.press("r", "d", "p")
+        await app.workers.wait_for_complete()
+        assert source.actions == [
+            ("reset", "gpt-4o-2"),
+            ("disable", "gpt-4o-2"),
+            ("probe", "gpt-4o-2"),
+        ]
+        notes = [n.message for n in app._notifications]
+        assert any("probe gpt-4o-2: ok (HTTP 200, 85 ms) 42 models" in m for m in notes)
+
+
+async def test_zoom_keys_toggle_each_pane(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        home = app.query_one("#home")
+        for key, name in [
+            ("1", "keys"),
+            ("2", "requests"),
+            ("3", "cache"),
+            ("4", "cost"),
+            ("5", "log"),
+        ]:
+            await pilot.press(key)
+            assert home.has_class("zoomed") and app.query_one(f"#{name}").has_class("-zoomed")
+            assert app.query_one(f"#{name}").region.height > 30
+            await pilot.press(key)
+            assert not home.has_class("zoomed")
+
+
+async def test_requests_filter_follow_and_detail(source: FakeSource) -> None:
+    source.state["recent"].append(finished("bad", group="claude", dep="claude-1", status=429))
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one(RequestLogPane)
+        table = app.query_one("#requests-table", DataTable)
+        await pilot.press("2", "f")
+        assert not pane.follow and "paused" in str(pane.border_subtitle)
+        await pilot.press("slash", *"429", "enter")
+        assert table.row_count == 1 and pane.query_text == "429"
+        await pilot.press("enter")
+        assert isinstance(app.screen, RequestDetailScreen)
+        summary = str(app.screen.query_one("#detail-summary", Static).content)
+        assert "claude-1" in summary and "429" in summary
+        await pilot.press("escape")
+        await pilot.press("slash", "end", "backspace", "backspace", "backspace", "enter")
+        assert table.row_count == 4
+
+
+def test_filter_words() -> None:
+    req = {"group": "gpt-4o", "deployment": "gpt-4o-2", "status": 503}
+    assert matches(req, "gpt 5") and matches(req, "err") and not matches(req, "ok")
+    assert not matches(req, "claude") and matches(req, "")
+
+
+async def test_cache_clear_and_cost_period(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3", "x")
+        await app.workers.wait_for_complete()
+        assert source.actions == [("clear_cache", None)]
+        await pilot.press("4", "a")
+        assert app.query_one("#cost-table", DataTable).row_count == 2  # today: 1 group + total
+        assert cell(app, "cost-table", "total", "cost") == "$0.2100"
+        await pilot.press("a")
+        assert app.query_one("#cost-table", DataTable).row_count == 6
+
+
+async def test_tester_help_theme_and_palette(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t")
+        assert isinstance(app.screen, tester_screen.TesterScreen)
+        assert app.screen.query_one("#tester-group").value == "gpt-4o"
+        await pilot.press("escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "T")
+        assert app.theme == "textual-light"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in (
+            "Zoom Keys",
+            "Zoom Requests",
+            "Zoom Cache",
+            "Zoom Cost",
+            "Tester",
+            "Clear cache",
+            "Probe key (selected deployment)",
+        ):
+            assert title in titles
+
+
+async def test_header_shows_a_lost_connection(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        source.connected, source.error = False, "ConnectError: refused"
+        app.refresh_data()
+        assert "disconnected: ConnectError: refused — retrying" in text_of(app, "#status")
+
+
+async def test_log_pane_shows_log_events_and_warnings(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        source.push(
+            {
+                "type": "log",
+                "time": NOW,
+                "level": "WARNING",
+                "logger": "llmproxy",
+                "message": "deployment gpt-4o-2 cooling down",
+            }
+        )
+        app.refresh_data()
+        assert app.query_one("#log").lines == 2  # the config warning, then the record
+
+
+async def test_quit_stops_the_source(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.has_class("compact")
+        await pilot.press("q")
+    assert source.stopped and app.return_code == 0
+
+
+async def test_tester_reports_an_unreachable_proxy(source: FakeSource) -> None:
+    source.base_url = "http://127.0.0.1:9"  # discard port: connection refused
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t", *"hi", "ctrl+s")
+        await app.workers.wait_for_complete()
+        tester = app.screen
+        assert isinstance(tester, tester_screen.TesterScreen)
+        assert "ConnectError" in text_of(tester, "#tester-result")
+        assert tester.query_one("#tester-answer", Markdown).source == ""

@@ -1,0 +1,292 @@
+"""`DashboardApp`: the home screen (Keys, Requests, Cache, Cost, Log), zoom, bindings, themes,
+and the refresh loop that drains a `LiveSource` a few times a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from tui.panes.base import Frame, Pane
+from tui.panes.cache_rate import CacheRatePane
+from tui.panes.cost import CostPane
+from tui.panes.header import DemoBanner, StatusHeader
+from tui.panes.key_health import KeyHealthPane
+from tui.panes.log import LogPane
+from tui.panes.request_log import RequestLogPane
+from tui.screens.help import HelpScreen
+from tui.screens.request_detail import RequestDetailScreen
+from tui.screens.tester import TesterScreen
+from tui.source import LiveSource
+
+PANES = Binding.Group("Panes", compact=True)
+COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+THEMES = ("textual-dark", "textual-light")
+MAX_PENDING = 5000
+BUSY_EVENTS = 100
+
+
+class DashboardApp(App[int]):
+    """The dashboard; it never knows whether its source is in-process or remote."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "llmproxy-tui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(str(i), f"zoom('{name}')", title, group=PANES)
+            for i, (name, title) in enumerate(
+                [
+                    ("keys", "Keys"),
+                    ("requests", "Requests"),
+                    ("cache", "Cache"),
+                    ("cost", "Cost"),
+                    ("log", "Log"),
+                ],
+                start=1,
+            )
+        ),
+        Binding("t", "tester", "Tester"),
+        Binding("question_mark", "help", "Help"),
+        Binding("T", "toggle_theme", "Theme"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        source: LiveSource,
+        *,
+        config_label: str = "",
+        demo: bool = False,
+        clock: Callable[[], float] = time.time,
+        refresh_interval: float | None = 0.25,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.config_label = config_label
+        self.demo = demo
+        self.clock = clock
+        self.refresh_interval = refresh_interval
+        self.blink = blink
+        """Cursor blink in the tester's inputs (off in snapshot tests)."""
+        self.zoomed: str | None = None
+        self.finished: dict[str, dict[str, Any]] = {}
+        """`request_finished` events by request id (bounded), for the tester and details."""
+        self._pending: list[dict[str, Any]] = []
+        self._last_snapshot: dict[str, Any] | None = None
+        self._tester: TesterScreen | None = None
+        self._tick = 0
+        self.theme = THEMES[0]
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield DemoBanner()
+        with Vertical(id="home"):
+            yield KeyHealthPane()
+            yield RequestLogPane()
+            with Horizontal(id="bottom"):
+                yield CacheRatePane()
+                yield CostPane()
+            yield LogPane()
+        yield Footer()
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane).results(Pane))
+
+    async def on_mount(self) -> None:
+        self.query_one(DemoBanner).display = self.demo
+        self._set_compact(self.size.width, self.size.height)
+        await self.prepare()
+        await self.source.start()
+        if self.refresh_interval:
+            self.set_interval(self.refresh_interval, self.refresh_data)
+        self.refresh_data()
+        self.query_one(KeyHealthPane).focus_main()
+
+    def on_resize(self, event: Resize) -> None:
+        self._set_compact(event.size.width, event.size.height)
+
+    def _set_compact(self, width: int, height: int) -> None:
+        compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+        self.set_class(compact, "compact")
+        for pane in self.panes:
+            pane.set_compact(compact)
+
+    def refresh_data(self) -> None:
+        """Drains the source and applies one batch to every pane (the interval calls this)."""
+        events = self.source.drain()
+        for event in events:
+            if event.get("type") == "request_finished":
+                self.finished[event["id"]] = event
+        while len(self.finished) > 1000:
+            del self.finished[next(iter(self.finished))]
+        if self._tester is not None and events:
+            self._tester.observe(events)
+        self._pending.extend(events)
+        del self._pending[:-MAX_PENDING]
+        snapshot = self.source.snapshot()
+        now = self.clock()
+        header = self.query_one(StatusHeader)
+        header.show(
+            snapshot,
+            connected=self.source.connected,
+            error=self.source.error,
+            config_label=self.config_label,
+            now=now,
+        )
+        if snapshot and snapshot.get("server", {}).get("demo") and not self.demo:
+            self.demo = True
+            self.query_one(DemoBanner).display = True
+        if len(self.screen_stack) > 1:
+            return  # behind the tester or a dialog: keep events for later
+        self._tick += 1
+        if len(self._pending) > BUSY_EVENTS and self._tick % 2:
+            return  # under heavy traffic repaint at half the rate: the proxy shares the GIL
+        frame = Frame(snapshot, self._pending, now, fresh=snapshot is not self._last_snapshot)
+        self._pending = []
+        self._last_snapshot = snapshot
+        with self.batch_update():
+            for pane in self.panes:
+                pane.apply(frame)
+
+    def action_zoom(self, name: str) -> None:
+        """Zooms pane `name` to full screen, or back to the home layout when it already is."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        home = self.query_one("#home")
+        self.zoomed = None if self.zoomed == name else name
+        home.set_class(self.zoomed is not None, "zoomed")
+        for pane in self.panes:
+            pane.set_class(pane.id == self.zoomed, "-zoomed")
+        self.query_one("#bottom").set_class(self.zoomed in ("cache", "cost"), "-zoomed")
+        self.query_one(f"#{name}", Pane).focus_main()
+
+    def action_tester(self) -> None:
+        if self._tester is None:
+            self._tester = TesterScreen()
+            self.install_screen(self._tester, name="tester")  # kept, with its history
+        if self.screen is not self._tester:
+            self.push_screen("tester")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_rows()))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    async def action_quit(self) -> None:
+        self.query_one(StatusHeader).update("Stopping: finishing in-flight requests…")
+        await self.shutdown()
+        self.exit(0)
+
+    async def prepare(self) -> None:
+        """Runs before the source starts; the local app starts the proxy here."""
+
+    async def shutdown(self) -> None:
+        """Stops following the source; the local app also stops the proxy here."""
+        await self.source.stop()
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """Returns (where, key, description) for every binding shown in help."""
+        rows = [
+            ("Everywhere", self.get_key_display(b), b.description) for b in _shown(self.BINDINGS)
+        ]
+        for pane in self.panes:
+            rows += [
+                (pane.TITLE, self.get_key_display(b), b.description) for b in _shown(pane.BINDINGS)
+            ]
+        rows += [
+            ("Requests", "enter", "Request details"),
+            ("Tester", "ctrl+s", "Send"),
+            ("Tester", "escape", "Back to the panes"),
+            ("Everywhere", "ctrl+p", "Command palette"),
+            ("Everywhere", "tab", "Next pane"),
+        ]
+        return rows
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for pane in self.panes:
+            yield SystemCommand(
+                f"Zoom {pane.TITLE}",
+                f"Key {pane.KEY}: show the {pane.TITLE} pane full screen, or back",
+                lambda p=pane.PANE_ID: self.action_zoom(p),
+            )
+        yield SystemCommand("Tester", "Key t: send a prompt through the proxy", self.action_tester)
+        yield SystemCommand("Help", "Key ?: every key binding", self.action_help)
+        yield SystemCommand("Toggle light/dark theme", "Key T", self.action_toggle_theme)
+        yield SystemCommand(
+            "Clear cache", "Key x on the Cache pane", lambda: self.run_action_request("clear_cache")
+        )
+        keys = self.query_one(KeyHealthPane)
+        for name, label in [
+            ("reset", "Reset cooldown"),
+            ("toggle", "Disable/enable"),
+            ("probe", "Probe key"),
+        ]:
+            yield SystemCommand(
+                f"{label} (selected deployment)",
+                "Keys pane",
+                lambda n=name: self._key_action(keys, n),
+            )
+
+    def _key_action(self, keys: KeyHealthPane, name: str) -> None:
+        if name == "toggle":
+            keys.action_toggle_disabled()
+        else:
+            keys.action_deployment(name)
+
+    def on_pane_action_requested(self, message: Pane.ActionRequested) -> None:
+        self.run_action_request(message.action, message.deployment)
+
+    def run_action_request(self, action: str, deployment: str | None = None) -> None:
+        """Runs an admin action in a worker and notifies its result."""
+        self._run_action(action, deployment)
+
+    @work(group="actions", exit_on_error=False)
+    async def _run_action(self, action: str, deployment: str | None) -> dict[str, Any]:
+        result = await self.source.action(action, deployment)
+        self.notify(describe_result(action, deployment, result), title=action)
+        await self.source.refresh()
+        return result
+
+    @on(RequestLogPane.DetailRequested)
+    def _open_detail(self, message: RequestLogPane.DetailRequested) -> None:
+        request = self.finished.get(message.request["id"], message.request)
+        self.push_screen(RequestDetailScreen(request))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}", title=event.worker.name, severity="error"
+            )
+
+
+def _shown(bindings: Iterable[BindingType]) -> list[Binding]:
+    return [b for b in bindings if isinstance(b, Binding) and b.show and b.description]
+
+
+def describe_result(action: str, deployment: str | None, result: dict[str, Any]) -> str:
+    """Returns a one-line account of an action's result."""
+    target = f" {deployment}" if deployment else ""
+    if action == "probe":
+        ok = "ok" if result.get("ok") else "FAILED"
+        status = result.get("status")
+        latency = result.get("latency_ms") or 0.0
+        return f"probe{target}: {ok} (HTTP {status}, {latency:.0f} ms) {result.get('detail', '')}"
+    if action == "clear_cache":
+        return f"cache cleared: {result.get('cleared', 0)} entries"
+    return f"{action}{target}: {'ok' if result.get('ok', True) else result}"

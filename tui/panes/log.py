@@ -1,0 +1,78 @@
+"""The Log pane: the proxy's log records (from the bus) and config warnings; nothing is ever
+written over the screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import RichLog
+
+from tui.panes import format as fmt
+from tui.panes.base import Frame, Pane
+
+LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red", "DEBUG": "dim"}
+
+
+def log_line(event: dict[str, Any]) -> Text:
+    """Returns `12:00:01 WARNING proxy.router: message`."""
+    level = str(event.get("level", "INFO")).upper()
+    out = Text(f"{fmt.clock_time(event.get('time', 0.0))} ", style="dim")
+    out.append(f"{level:<7} ", style=LEVEL_STYLES.get(level, "cyan"))
+    out.append(f"{event.get('logger', '')}: ", style="dim")
+    out.append(str(event.get("message", "")))
+    return out
+
+
+class LogPane(Pane):
+    """A bounded, scrollable log."""
+
+    PANE_ID = "log"
+    TITLE = "Log"
+    KEY = "5"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned = False
+        self.lines = 0
+
+    def compose(self) -> ComposeResult:
+        yield RichLog(max_lines=2000, wrap=True, markup=False, id="log-view")
+
+    def apply(self, frame: Frame) -> None:
+        view = self.query_one(RichLog)
+        if not self._warned and frame.snapshot is not None:
+            self._warned = True
+            server = frame.snapshot.get("server", {})
+            for warning in server.get("warnings", []):
+                self.write(
+                    {
+                        "time": server.get("started_at", frame.now),
+                        "level": "WARNING",
+                        "logger": "config",
+                        "message": warning,
+                    },
+                    view,
+                )
+        for event in frame.events:
+            if event.get("type") == "log":
+                self.write(event, view)
+            elif event.get("type") == "usage_store" and not event.get("ok"):
+                self.write(
+                    {
+                        "time": frame.now,
+                        "level": "ERROR",
+                        "logger": "usage",
+                        "message": f"usage store: {event.get('error')}",
+                    },
+                    view,
+                )
+
+    def write(self, event: dict[str, Any], view: RichLog | None = None) -> None:
+        """Appends one log record."""
+        (view or self.query_one(RichLog)).write(log_line(event))
+        self.lines += 1
+
+    def focus_main(self) -> None:
+        self.query_one(RichLog).focus()

@@ -1,0 +1,83 @@
+"""A request's details: summary, each attempt with its reason, and the response preview
+(events never carry keys, so none can show here)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from tui.panes import format as fmt
+
+
+def summary(req: dict[str, Any]) -> Text:
+    """Returns the summary block of a request event."""
+    finished = req.get("type") == "request_finished"
+    rows = [
+        ("Request", req.get("id", "")),
+        ("Time", fmt.clock_time(req.get("time", 0.0))),
+        ("Group", req.get("group", "")),
+        ("Deployment", f"{req.get('deployment') or '—'} ({req.get('provider') or '—'})"),
+        ("Status", str(req.get("status", "in flight")) if finished else "in flight"),
+        ("Kind", f"{req.get('kind', 'chat')}{' · stream' if req.get('stream') else ''}"),
+        ("Latency", f"{fmt.ms(req.get('latency_ms'))} · TTFT {fmt.ms(req.get('ttft_ms'))}"),
+        (
+            "Tokens",
+            f"{req.get('prompt_tokens', 0)} in · {req.get('completion_tokens', 0)} out"
+            f"{' (estimated)' if req.get('tokens_estimated') else ''}",
+        ),
+        ("Cost", fmt.dollars(req.get("cost"))),
+        (
+            "Cache",
+            f"{req.get('cache', '—')}"
+            + (f" · saved {fmt.dollars(req.get('cost_saved'))}" if req.get("cost_saved") else ""),
+        ),
+        ("Fallback", req.get("fallback") or "—"),
+        ("Attempts", str(req.get("attempts", "—"))),
+    ]
+    if req.get("error"):
+        rows.append(("Error", str(req["error"])))
+    out = Text()
+    for label, value in rows:
+        out.append(f"{label:<12}", style="bold")
+        out.append(f"{value}\n")
+    return out
+
+
+class RequestDetailScreen(ModalScreen[None]):
+    """Opened with Enter on the Requests pane; escape closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        super().__init__()
+        self.request = request
+
+    def compose(self) -> ComposeResult:
+        req = self.request
+        with VerticalScroll(id="detail-box") as box:
+            box.border_title = f"Request {req.get('id', '')}"
+            yield Static(summary(req), id="detail-summary")
+            yield Static("Attempts", classes="detail-heading")
+            table: DataTable[Any] = DataTable(cursor_type="none", id="detail-attempts")
+            table.add_columns("#", "Group", "Deployment", "Status", "Latency", "Reason")
+            for i, attempt in enumerate(req.get("attempt_log") or (), start=1):
+                table.add_row(
+                    str(i),
+                    attempt.get("group", ""),
+                    attempt.get("deployment", ""),
+                    str(attempt.get("status", "")),
+                    fmt.ms(attempt.get("latency_ms")),
+                    str(attempt.get("reason") or ""),
+                )
+            yield table
+            yield Static("Response preview", classes="detail-heading")
+            yield Static(Text(req.get("preview") or "(none)"), id="detail-preview")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,268 @@
+"""The model tester: sends a prompt through the proxy's own `/v1/chat/completions` (the real
+path, local or attached), streams the answer as Markdown, and keeps a history of runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Markdown, OptionList, Select, Static, TextArea
+from textual.worker import Worker
+
+from proxy.sse import SSEDecoder
+from tui.panes import format as fmt
+
+
+@dataclass
+class TesterRun:
+    """One test: what was sent and what came back."""
+
+    group: str
+    prompt: str
+    system: str = ""
+    temperature: float | None = None
+    started_at: float = 0.0
+    answer: str = ""
+    request_id: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    cache: str | None = None
+    status: int | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+    cost_known: bool = False
+    error: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """Returns the chat completion request."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": self.prompt})
+        body: dict[str, Any] = {
+            "model": self.group,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
+
+    def result_line(self) -> Text:
+        """Returns `served by … · TTFT · latency · tokens · cost · cache`."""
+        if self.error:
+            return Text(f"✖ {self.error}", style="bold red")
+        if self.latency_ms is None:
+            return Text(f"sending to {self.group}…", style="dim")
+        cost = fmt.dollars(self.cost) if self.cost_known else "—"
+        tokens = (
+            f"{self.usage.get('prompt_tokens', '?')} in / "
+            f"{self.usage.get('completion_tokens', '?')} out"
+        )
+        out = Text("served by ", style="dim")
+        out.append(f"{self.deployment or '?'}", style="bold")
+        out.append(
+            f" ({self.provider or '?'}) · TTFT {fmt.ms(self.ttft_ms)} · "
+            f"{fmt.ms(self.latency_ms)} · {tokens} · {cost} · cache {self.cache or '—'}"
+        )
+        return out
+
+    def label(self) -> str:
+        first = self.prompt.strip().splitlines()[0][:24] if self.prompt.strip() else ""
+        state = "✖" if self.error else fmt.ms(self.latency_ms)
+        return f"{fmt.clock_time(self.started_at)} {self.group} · {state} · {first}"
+
+
+def error_message(status: int, body: bytes) -> str:
+    """Returns the message of an OpenAI-shaped error body, or the raw text."""
+    try:
+        return f"HTTP {status}: {orjson.loads(body)['error']['message']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+
+
+class TesterScreen(Screen[None]):
+    """Pick a group, write a prompt, ctrl+s sends; escape goes back to the panes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "send", "Send", priority=True),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="tester")
+        self.runs: list[TesterRun] = []
+        self.shown: TesterRun | None = None
+        self.worker: Worker[TesterRun] | None = None
+        """The latest send."""
+
+    def compose(self) -> ComposeResult:
+        blink = bool(getattr(self.app, "blink", True))
+        yield Static(
+            "Tester — prompts go through the proxy's /v1/chat/completions", id="tester-title"
+        )
+        with Horizontal(id="tester-body"):
+            with Vertical(id="tester-form"):
+                with Horizontal(id="tester-options"):
+                    yield Select[str]([], prompt="model group", id="tester-group")
+                    yield self._input("temperature", "tester-temp", blink)
+                yield self._input("system prompt (optional)", "tester-system", blink)
+                area = TextArea(id="tester-prompt", show_line_numbers=False)
+                area.cursor_blink = blink
+                area.border_title = "prompt (ctrl+s sends)"
+                yield area
+                yield Static("", id="tester-result")
+                with VerticalScroll(id="tester-answer-box"):
+                    yield Markdown("", id="tester-answer")
+            yield OptionList(id="tester-history")
+        yield Footer()
+
+    @staticmethod
+    def _input(placeholder: str, input_id: str, blink: bool) -> Input:
+        box = Input(placeholder=placeholder, id=input_id)
+        box.cursor_blink = blink
+        return box
+
+    def on_mount(self) -> None:
+        self.query_one("#tester-history", OptionList).border_title = "history"
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        source = getattr(self.app, "source", None)
+        snapshot = source.snapshot() if source is not None else None
+        groups = [g["name"] for g in (snapshot or {}).get("groups", []) if "*" not in g["name"]]
+        select = self.query_one("#tester-group", Select)
+        current = select.value
+        select.set_options([(g, g) for g in groups])
+        if current in groups:
+            select.value = current
+        elif groups:
+            select.value = groups[0]
+        self.query_one("#tester-prompt", TextArea).focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_send(self) -> None:
+        group = self.query_one("#tester-group", Select).value
+        prompt = self.query_one("#tester-prompt", TextArea).text
+        if not isinstance(group, str) or not prompt.strip():
+            self.notify("pick a model group and write a prompt", severity="warning")
+            return
+        temp_text = self.query_one("#tester-temp", Input).value.strip()
+        try:
+            temperature = float(temp_text) if temp_text else None
+        except ValueError:
+            self.notify(f"temperature must be a number, not {temp_text!r}", severity="warning")
+            return
+        system = self.query_one("#tester-system", Input).value
+        clock = getattr(self.app, "clock", time.time)
+        run = TesterRun(group, prompt, system, temperature, started_at=clock())
+        self.runs.append(run)
+        self.worker = self.stream(run)
+
+    @work(exclusive=True, group="tester", exit_on_error=False)
+    async def stream(self, run: TesterRun) -> TesterRun:
+        """Sends `run` and streams its answer into the Markdown view."""
+        self.shown = run
+        answer = self.query_one("#tester-answer", Markdown)
+        await answer.update("")
+        self._show_result(run)
+        md_stream = Markdown.get_stream(answer)
+        try:
+            await self._exchange(run, md_stream.write)
+        except httpx.HTTPError as exc:
+            run.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        finally:
+            await md_stream.stop()
+        await answer.update(run.answer or "")
+        self._finish(run)
+        return run
+
+    async def _exchange(self, run: TesterRun, write: Any) -> None:
+        source = getattr(self.app, "source", None)
+        base_url = source.base_url if source is not None else ""
+        key = source.api_key if source is not None else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        start = time.perf_counter()
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0)) as client,
+            client.stream(
+                "POST", f"{base_url}/v1/chat/completions", json=run.body(), headers=headers
+            ) as response,
+        ):
+            run.status = response.status_code
+            run.request_id = response.headers.get("x-request-id")
+            run.deployment = response.headers.get("x-llmproxy-deployment")
+            run.provider = response.headers.get("x-llmproxy-provider")
+            run.cache = response.headers.get("x-llmproxy-cache")
+            if response.status_code >= 400:
+                run.error = error_message(response.status_code, await response.aread())
+                return
+            decoder = SSEDecoder()
+            async for data in response.aiter_bytes():
+                for sse in decoder.feed(data):
+                    if sse.data.strip() == "[DONE]":
+                        continue
+                    text = self._absorb(run, orjson.loads(sse.data))
+                    if text:
+                        if run.ttft_ms is None:
+                            run.ttft_ms = (time.perf_counter() - start) * 1000
+                        run.answer += text
+                        await write(text)
+        run.latency_ms = (time.perf_counter() - start) * 1000
+
+    @staticmethod
+    def _absorb(run: TesterRun, chunk: dict[str, Any]) -> str:
+        if chunk.get("usage"):
+            run.usage = chunk["usage"]
+        if chunk.get("error"):
+            run.error = str(chunk["error"].get("message", chunk["error"]))
+        text = ""
+        for choice in chunk.get("choices") or []:
+            text += (choice.get("delta") or {}).get("content") or ""
+        return text
+
+    def _finish(self, run: TesterRun) -> None:
+        finished = getattr(self.app, "finished", {})
+        if run.request_id in finished:
+            self._set_cost(run, finished[run.request_id])
+        self._show_result(run)
+        history = self.query_one("#tester-history", OptionList)
+        history.add_option(run.label())
+        history.highlighted = history.option_count - 1
+
+    def observe(self, events: list[dict[str, Any]]) -> None:
+        """Takes cost from the `request_finished` event of a run's request id."""
+        by_id = {run.request_id: run for run in self.runs[-20:] if run.request_id}
+        for event in events:
+            run = by_id.get(str(event.get("id")))
+            if run is not None and event.get("type") == "request_finished":
+                self._set_cost(run, event)
+                if run is self.shown and self.is_mounted:
+                    self._show_result(run)
+
+    @staticmethod
+    def _set_cost(run: TesterRun, event: dict[str, Any]) -> None:
+        run.cost = event.get("cost")
+        run.cost_known = run.cost is not None
+
+    def _show_result(self, run: TesterRun) -> None:
+        self.query_one("#tester-result", Static).update(run.result_line())
+
+    async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        run = self.runs[event.option_index]
+        self.shown = run
+        self.query_one("#tester-prompt", TextArea).text = run.prompt
+        await self.query_one("#tester-answer", Markdown).update(run.answer or "")
+        self._show_result(run)
