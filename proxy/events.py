@@ -7,6 +7,7 @@ slow dashboard loses events but never delays a request. Subscribers may drain fr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -187,3 +188,18 @@ class EventBus:
 
 def now() -> float:
     return time.time()
+
+
+class BusLogHandler(logging.Handler):
+    """Sends log records to the event bus, so they show in the Log pane, never on the screen."""
+
+    def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.bus = bus
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        self.bus.publish(LogRecord(record.created, record.levelname, record.name, message))

@@ -131,6 +131,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     runtime = Runtime(config, usage_db=_usage_db(args))
     server = ProxyServer(runtime, args.host, args.port)
     if args.no_tui:
+        # Log records also go on the event bus, so --attach clients see them in their Log pane.
+        from proxy.events import BusLogHandler
+
+        logging.getLogger().addHandler(BusLogHandler(runtime.bus))
         return _run_headless(server, config)
     from tui.launch import run_local
 

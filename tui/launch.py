@@ -11,32 +11,16 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.worker import Worker
 
-from proxy.events import LogRecord
+from proxy.events import BusLogHandler
 from tui.app import DashboardApp
 from tui.source import LocalSource, RemoteSource
 
 if TYPE_CHECKING:
-    from proxy.events import EventBus
     from proxy.runtime import Runtime
     from proxy.server import ProxyServer
 
 EXIT_OK, EXIT_PORT = 0, 3
 START_TIMEOUT = 30.0
-
-
-class BusLogHandler(logging.Handler):
-    """Sends log records to the event bus, so they show in the Log pane, never on the screen."""
-
-    def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
-        super().__init__(level)
-        self.bus = bus
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        self.bus.publish(LogRecord(record.created, record.levelname, record.name, message))
 
 
 class LocalDashboardApp(DashboardApp):

@@ -15,9 +15,10 @@ from textual.pilot import Pilot
 from textual.widgets import Select, TextArea
 
 from proxy.config import DEMO_CONFIG, load_config
+from proxy.events import BusLogHandler
 from proxy.runtime import Runtime
 from proxy.server import ProxyServer
-from tui.launch import BusLogHandler, LocalDashboardApp
+from tui.launch import LocalDashboardApp
 from tui.screens.tester import TesterScreen
 
 PANES = [("1", "keys"), ("2", "requests"), ("3", "cache"), ("4", "cost"), ("5", "log")]
