@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -109,6 +109,18 @@ class _LocalStore:
         self.bytes -= self._data.pop(key).size
 
 
+class SharedStore(Protocol):
+    """A store shared by several instances (Redis): async, its own bounds and timeouts."""
+
+    kind: str
+
+    async def get(self, key: str) -> CachedAnswer | None: ...
+    async def put(self, key: str, answer: CachedAnswer, ttl: float) -> None: ...
+    async def clear(self) -> int: ...
+    async def close(self) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
 class ResponseCache:
     """The response cache the router consults. Thread-safe; async so Redis can share it."""
 
@@ -118,8 +130,11 @@ class ResponseCache:
         *,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
+        shared: SharedStore | None = None,
     ) -> None:
         self.params = params
+        self.shared = shared
+        """When set (cache_params.type redis), entries live there instead of in memory."""
         self.clock = clock
         """Monotonic seconds for TTLs. A documented seam: tests may replace it."""
         self.now = now
@@ -158,8 +173,11 @@ class ResponseCache:
         Returns:
             The cached answer, or None.
         """
+        if self.shared is not None:
+            answer = await self.shared.get(key)
         with self._lock:
-            answer = self._store.get(key, self.clock())
+            if self.shared is None:
+                answer = self._store.get(key, self.clock())
             self._count(hit=answer is not None)
             if answer is not None:
                 if answer.usage is not None:
@@ -174,6 +192,9 @@ class ResponseCache:
         ttl = self.params.ttl if ttl is None else ttl
         if ttl <= 0:
             return
+        if self.shared is not None:
+            await self.shared.put(key, answer, ttl)
+            return
         with self._lock:
             self._store.put(key, answer, self.clock() + ttl)
 
@@ -183,9 +204,16 @@ class ResponseCache:
             self.bypassed += 1
 
     def clear(self) -> int:
-        """Removes every entry. Returns: how many were removed."""
+        """Removes every in-memory entry. Returns: how many were removed."""
         with self._lock:
             return self._store.clear()
+
+    async def aclear(self) -> int:
+        """Removes every entry, in the shared store too. Returns: how many were removed."""
+        cleared = self.clear()
+        if self.shared is not None:
+            cleared += await self.shared.clear()
+        return cleared
 
     def snapshot(self) -> dict[str, Any]:
         """Returns: the `cache` object of `GET /llmproxy/state` (docs/internals.md)."""
@@ -197,7 +225,7 @@ class ResponseCache:
             lookups_5m = hits_5m + sum(row[2] for row in recent)
             return {
                 "enabled": True,
-                "type": self._store.kind,
+                "type": self._store.kind if self.shared is None else self.shared.kind,
                 "entries": len(self._store),
                 "bytes": self._store.bytes,
                 "max_entries": self._store.max_entries,

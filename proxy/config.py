@@ -59,6 +59,18 @@ class Deployment:
     def wildcard(self) -> bool:
         return self.group.endswith("*")
 
+    def upstream_model(self, requested: str) -> str:
+        """Returns the model name to send upstream for a request naming `requested`.
+
+        For a wildcard group (`openrouter/*` with model `*`), the rest of the requested name
+        fills the `*`: `openrouter/anthropic/claude-3` sends `anthropic/claude-3`.
+        """
+        if "*" not in self.model:
+            return self.model
+        prefix = self.group.split("*", 1)[0]
+        rest = requested[len(prefix) :] if requested.startswith(prefix) else requested
+        return self.model.replace("*", rest, 1)
+
     @property
     def key_redacted(self) -> str:
         return self.key.redacted if self.key else "-"

@@ -187,6 +187,8 @@ class AllTargetsFailed(ProxyError):  # noqa: N818 - names from the design (STYLE
             status, code = 503, "no_deployment_available"
         elif all(s == 504 for s in statuses):
             status, code = 504, "upstream_timeout"
+        elif all(s in (503, 529) for s in statuses):
+            status, code = 503, "upstream_overloaded"  # never Anthropic's 529 to a client
         else:
             status, code = 502, "upstream_error"
         tried = "; ".join(f"{a.deployment}: {a.status} {a.reason}" for a in self.attempts)
@@ -202,6 +204,9 @@ class AllTargetsFailed(ProxyError):  # noqa: N818 - names from the design (STYLE
             headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
         elif status == 429:
             headers["Retry-After"] = "1"
+        if self.attempts:
+            # The proxy already retried: an SDK retrying on top would multiply the attempts.
+            headers["x-should-retry"] = "false"
         super().__init__(message, status=status, type=_type_for(status), code=code, headers=headers)
         self.last = last
 

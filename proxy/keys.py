@@ -295,6 +295,8 @@ class KeyPool:
             return "disabled"
         if st.cooldown_until > now:
             return "key_rejected" if st.key_rejected else "cooling_down"
+        if st.cooldown_until:
+            self._recover(st)  # the cooldown lapsed: back to ok now, not when next picked
         st.prune(now)
         return "failing" if st.fail_times else "ok"
 

@@ -118,7 +118,7 @@ class Pipeline:
         out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
         if resp.usage is not None:
             self.router.pool.add_tokens(self.router.pool.states[dep.id], resp.usage.total_tokens)
-        out.cost = self.prices.cost(dep, resp.usage) if resp.usage else None
+        out.cost = self._cost(req, dep, resp.usage) if resp.usage else None
         if key and not ctl.no_cache and self.cache is not None:
             await self.cache.put(
                 key,
@@ -150,14 +150,25 @@ class Pipeline:
         chunks = replay(hit.body)
 
         async def relay() -> AsyncIterator[bytes]:
-            for i, data in enumerate(chunks):
-                if i == len(chunks) - 1 and not req.include_usage:
-                    break  # replay() puts the usage-only chunk last
-                yield encode(data)
-            yield DONE
-            self._report(req, out, started_wall, deployment=hit.deployment, provider=hit.provider)
+            out.status = 499  # until the replay completes: the client went away
+            try:
+                for i, data in enumerate(chunks):
+                    if i == len(chunks) - 1 and not req.include_usage:
+                        break  # replay() puts the usage-only chunk last
+                    yield encode(data)
+                yield DONE
+                out.status = 200
+            finally:
+                self._report(
+                    req, out, started_wall, deployment=hit.deployment, provider=hit.provider
+                )
 
         return Answer(headers, stream=relay())
+
+    def _cost(self, req: ChatRequest, dep: Deployment, usage: Usage) -> float | None:
+        """Prices `usage`; a wildcard deployment is priced by the model it actually called."""
+        model = dep.upstream_model(req.model) if dep.wildcard else None
+        return self.prices.cost(dep, usage, model=model)
 
     def _headers(self, req: ChatRequest, out: _Outcome, dep: Deployment) -> dict[str, str]:
         headers = {
@@ -242,7 +253,7 @@ class Pipeline:
         if out.usage is None:
             prompt, completion = estimate_prompt_tokens(req), max(1, len(joined) // 4)
             out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
-        out.cost = self.prices.cost(dep, out.usage)
+        out.cost = self._cost(req, dep, out.usage)
         self.router.pool.add_tokens(self.router.pool.states[dep.id], out.usage.total_tokens)
         if complete and key and not ctl.no_cache and self.cache is not None:
             answer = CachedAnswer(

@@ -322,27 +322,14 @@ def _too_long_error(dep: Deployment) -> UpstreamError:
 
 
 def _final_error(group: str, trace: Trace, last: UpstreamError | None) -> AllTargetsFailed:
-    """Returns the contract's exhaustion error for `trace`.
-
-    When every attempt was an overload (503, Anthropic's 529) the status is 503, never 529.
-    When upstreams were tried, `x-should-retry: false` keeps a client SDK from multiplying
-    the retries the router already made.
-    """
-    err = AllTargetsFailed(
+    """Returns the contract's exhaustion error for `trace`."""
+    return AllTargetsFailed(
         group,
         trace.attempts,
         last=last,
         rate_limited=trace.rate_limited,
         retry_after=trace.retry_after,
     )
-    statuses = {a.status for a in trace.attempts}
-    if not trace.rate_limited and statuses and statuses <= {503, 529}:
-        err.status, err.code = 503, "upstream_overloaded"
-        if trace.retry_after is not None:
-            err.headers["Retry-After"] = str(max(1, int(trace.retry_after + 0.999)))
-    if trace.attempts:
-        err.headers["x-should-retry"] = "false"
-    return err
 
 
 def estimate_prompt_tokens(req: ChatRequest) -> int:

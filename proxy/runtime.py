@@ -1,4 +1,5 @@
-"""Runtime: builds and owns the proxy's parts (bus, key pool, router, cache, usage, metrics).
+"""Runtime: builds and owns the proxy's parts (bus, key pool, router, cache, usage, metrics,
+and the Redis / PostgreSQL links that let several instances act as one).
 
 One Runtime per server. Its `finish()` is where every request ends up exactly once: the event
 bus, the usage ledger, the metrics and the recent-requests list, all without blocking.
@@ -7,6 +8,7 @@ bus, the usage ledger, the metrics and the recent-requests list, all without blo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -15,6 +17,7 @@ from typing import Any
 
 from proxy.cache import ResponseCache
 from proxy.config import Config, Deployment
+from proxy.config_schema import CacheParams
 from proxy.errors import BadRequest
 from proxy.events import CacheCleared, EventBus, RequestFinished, UsageStoreChanged
 from proxy.keys import KeyPool
@@ -25,13 +28,18 @@ from proxy.probe import probe_deployment
 from proxy.providers.anthropic import AnthropicProvider
 from proxy.providers.base import Provider
 from proxy.providers.openai import OpenAIProvider
+from proxy.redis_link import RedisTarget
 from proxy.router import Router
+from proxy.shared_state import shared_state_for
 from proxy.transport import AiohttpClient
 from proxy.usage import UsageLedger
+from proxy.usage_store import UsageBackend
 
 log = logging.getLogger("llmproxy")
 VERSION = "0.1.0"
 RECENT = 200
+REDIS_START_WAIT = 1.0
+"""At start, how long to wait for Redis before serving on local state (it keeps trying)."""
 
 
 class Runtime:
@@ -42,11 +50,14 @@ class Runtime:
         self.listen = listen
         self.bus = EventBus()
         self.prices = PriceTable()
+        self.shared = shared_state_for(config.router)
         self.pool = KeyPool(config.deployments, config.router, self.bus, price=self._unit_price)
-        params = config.cache
-        self.cache = ResponseCache(params) if params is not None else None
+        self.cache = _build_cache(config)
         self.ledger = UsageLedger(
-            usage_db, retention_days=config.usage_retention_days, on_state=self._usage_state
+            usage_db,
+            retention_days=config.usage_retention_days,
+            on_state=self._usage_state,
+            backend=_usage_backend(config),
         )
         self.metrics = Metrics()
         self.providers: dict[str, Provider] = {
@@ -67,12 +78,19 @@ class Runtime:
         router = Router(self.config, self.pool, self.client, self.providers)
         self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.finish)
         await asyncio.to_thread(self.ledger.start)
+        await self.shared.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REDIS_START_WAIT):
+                await self.shared.wait_live()
         self.started_at = time.time()
 
     async def close(self) -> None:
-        """Closes the client and flushes every usage row still pending."""
+        """Closes the client and the Redis links, and flushes every usage row still pending."""
         if self.client is not None:
             await self.client.aclose()
+        await self.shared.close()
+        if self.cache is not None and self.cache.shared is not None:
+            await self.cache.shared.close()
         await asyncio.to_thread(self.ledger.close)
 
     def finish(self, ev: RequestFinished) -> None:
@@ -91,6 +109,20 @@ class Runtime:
         if not ok:
             log.warning("usage store failing: %s", error)
         self.bus.publish(UsageStoreChanged(ok, error))
+
+    def _redis_status(self) -> dict[str, Any]:
+        """The `server.redis` object: one verdict over the router state and the cache's Redis."""
+        state = self.shared.status()
+        store = self.cache.shared if self.cache is not None else None
+        cache = store.status() if store is not None else {"configured": False, "ok": True}
+        parts = [p for p in (state, cache) if p["configured"]]
+        return {
+            "configured": bool(parts),
+            "ok": all(p["ok"] for p in parts),
+            "error": next((p["error"] for p in parts if not p["ok"]), None),
+            "state": state,
+            "cache": cache,
+        }
 
     def _unit_price(self, dep: Deployment) -> float | None:
         from proxy.schema import Usage
@@ -114,6 +146,7 @@ class Runtime:
         self.metrics.set_deployments(deployments)
         self.metrics.set_dropped_events(self.bus.dropped)
         cfg = self.config
+        shared = self.ledger.backend.shared
         groups = [
             {
                 "name": name,
@@ -136,9 +169,12 @@ class Runtime:
                 "usage_store": {
                     "ok": self.ledger.ok,
                     "error": self.ledger.error,
-                    "path": str(self.ledger.path) if self.ledger.path else None,
+                    "path": self.ledger.backend.describe() if self.ledger.path or shared else None,
+                    "kind": "postgres" if shared else "sqlite",
+                    "shared": shared,
                     "pending": self.ledger.pending,
                 },
+                "redis": self._redis_status(),
                 "warnings": list(cfg.warnings),
                 "events_dropped": self.bus.dropped,
             },
@@ -156,7 +192,7 @@ class Runtime:
             BadRequest: unknown action or deployment id.
         """
         if name == "clear_cache":
-            cleared = self.cache.clear() if self.cache else 0
+            cleared = await self.cache.aclear() if self.cache else 0
             self.bus.publish(CacheCleared(cleared))
             return {"cleared": cleared}
         if deployment not in self.pool.states:
@@ -172,6 +208,42 @@ class Runtime:
         else:
             raise BadRequest(f"unknown action '{name}'", param="action")
         return {"ok": True}
+
+
+def _build_cache(config: Config) -> ResponseCache | None:
+    params = config.cache
+    if params is None:
+        return None
+    if params.type != "redis":
+        return ResponseCache(params)
+    from proxy.cache_redis import RedisCacheStore
+
+    return ResponseCache(
+        params, shared=RedisCacheStore(_cache_target(config, params), params.namespace)
+    )
+
+
+def _cache_target(config: Config, params: CacheParams) -> RedisTarget:
+    """cache_params host/port/password; else the router's Redis; else 127.0.0.1:6379."""
+    if params.host or params.port:
+        return RedisTarget(host=params.host, port=params.port, password=params.password)
+    router = config.router
+    return RedisTarget(
+        router.redis_url, router.redis_host, router.redis_port, router.redis_password
+    )
+
+
+def _usage_backend(config: Config) -> UsageBackend | None:
+    """PostgreSQL when database_url is a postgresql:// URL; None: the SQLite file."""
+    url = config.database_url.reveal() if config.database_url else None
+    if url is None:
+        return None
+    from proxy.usage_pg import PostgresBackend, is_postgres_url
+
+    if is_postgres_url(url):
+        return PostgresBackend(url)
+    log.warning("general_settings.database_url: only postgresql:// URLs are served; using SQLite")
+    return None
 
 
 def _no_cache() -> dict[str, Any]:

@@ -1,24 +1,26 @@
-"""The usage ledger: one SQLite row per finished request, written off the request path by one
-background thread, and the running aggregates (`snapshot()`) the dashboard and state API show.
+"""The usage ledger: one row per finished request (SQLite, or PostgreSQL shared by several
+instances), written off the request path by one background thread, and the running aggregates
+(`snapshot()`) the dashboard and state API show.
 
 Aggregates live in memory (loaded from the database at start, then updated as requests are
-recorded), so they include rows not yet written and stay available while the disk is failing.
+recorded), so they include rows not yet written and stay available while the store is failing.
+A shared store is re-read every `refresh_interval`, so every instance shows the team's totals.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from proxy import usage_store
 from proxy.events import RequestFinished
+from proxy.usage_rollup import LatencySample, SliceKey, Sums, rollup
+from proxy.usage_store import SqliteBackend, UsageBackend
 
 BATCH = 500
 """Rows that wake the writer early; also the most rows written per transaction (x10)."""
@@ -32,53 +34,8 @@ _DAY_S = 86400.0
 StateCallback = Callable[[bool, str | None], None]
 
 
-@dataclass
-class Sums:
-    """Counters of one slice of requests (a ROW of docs/internals.md without percentiles)."""
-
-    requests: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    cost_unknown: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-
-    def add(self, other: Sums) -> None:
-        self.requests += other.requests
-        self.tokens_in += other.tokens_in
-        self.tokens_out += other.tokens_out
-        self.cost += other.cost
-        self.cost_unknown += other.cost_unknown
-        self.errors += other.errors
-        self.cache_hits += other.cache_hits
-
-    @classmethod
-    def of(cls, ev: RequestFinished) -> Sums:
-        ok = ev.status < 400
-        return cls(1, ev.prompt_tokens, ev.completion_tokens, ev.cost or 0.0,
-                   int(ok and ev.cost is None), int(not ok), int(ev.cache == "hit"))  # fmt: skip
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile. Returns: None for an empty list."""
-    if not sorted_values:
-        return None
-    rank = max(1, -(-round(q * 100) * len(sorted_values) // 100))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-def _row(sums: Sums, latencies: list[float]) -> dict[str, Any]:
-    latencies.sort()
-    return {**sums.__dict__, "p50_ms": percentile(latencies, 0.50),
-            "p95_ms": percentile(latencies, 0.95)}  # fmt: skip
-
-
-SliceKey = tuple[str, str | None, str]  # (group, deployment, UTC day)
-
-
 class UsageLedger:
-    """Records finished requests into SQLite (or memory) and keeps their aggregates."""
+    """Records finished requests into a usage store and keeps their aggregates."""
 
     def __init__(
         self,
@@ -89,8 +46,12 @@ class UsageLedger:
         flush_interval: float = 0.25,
         max_pending: int = 100_000,
         clock: Callable[[], float] = time.time,
+        backend: UsageBackend | None = None,
+        refresh_interval: float = 2.0,
     ) -> None:
         self.path = path
+        self.backend: UsageBackend = backend or SqliteBackend(path)
+        self._refresh_every = refresh_interval
         self.retention_days = retention_days
         self._on_state = on_state
         self._interval = flush_interval
@@ -110,7 +71,7 @@ class UsageLedger:
         self._ok = True
         self.error: str | None = None
         self._sums: dict[SliceKey, Sums] = {}
-        self._latencies: deque[tuple[str, str | None, str, float]] = deque(maxlen=LATENCY_SAMPLE)
+        self._latencies: deque[LatencySample] = deque(maxlen=LATENCY_SAMPLE)
         self._hourly: dict[int, float] = {}
 
     @property
@@ -192,7 +153,7 @@ class UsageLedger:
             latencies = list(self._latencies)
             hourly = dict(self._hourly)
         today = usage_store.utc_day(now)
-        out = self._rollup(sums, latencies, today)
+        out = rollup(sums, latencies, today)
         hour = int(now // 3600 * 3600)
         out["spend_series"] = [
             [h, hourly.get(h, 0.0)] for h in range(hour - 23 * 3600, hour + 1, 3600)
@@ -217,67 +178,33 @@ class UsageLedger:
         else:
             slot.add(sums)
 
-    @staticmethod
-    def _rollup(
-        sums: Iterable[tuple[SliceKey, Sums]],
-        latencies: list[tuple[str, str | None, str, float]],
-        today: str,
-    ) -> dict[str, Any]:
-        scopes: dict[tuple[Any, ...], Sums] = {}
-        lat: dict[tuple[Any, ...], list[float]] = {}
-
-        def scope_keys(grp: str, dep: str | None, day: str) -> list[tuple[Any, ...]]:
-            keys: list[tuple[Any, ...]] = [("totals",), ("group", grp)]
-            if dep is not None:
-                keys.append(("deployment", dep, grp))
-            if day == today:
-                keys += [("today",), ("group_today", grp)]
-            return keys
-
-        for (grp, dep, day), part in sums:
-            for key in scope_keys(grp, dep, day):
-                scopes.setdefault(key, Sums()).add(part)
-        for grp, dep, day, ms in latencies:
-            for key in scope_keys(grp, dep, day):
-                lat.setdefault(key, []).append(ms)
-
-        def row(key: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
-            return {**extra, **_row(scopes.get(key, Sums()), lat.get(key, []))}
-
-        def listed(kind: str) -> list[tuple[Any, ...]]:
-            return sorted(k for k in scopes if k[0] == kind)
-
-        return {
-            "totals": row(("totals",)),
-            "today": row(("today",)),
-            "by_group": [row(k, group=k[1]) for k in listed("group")],
-            "by_group_today": [row(k, group=k[1]) for k in listed("group_today")],
-            "by_deployment": [row(k, deployment=k[1], group=k[2]) for k in listed("deployment")],
-        }
-
     # --- writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        db: sqlite3.Connection | None = None
+        opened = False
         backoff = self._interval
-        last_prune = 0.0
+        last_prune = last_refresh = 0.0
         while True:
             self._wake.wait(backoff)
             self._wake.clear()
             stopping = self._stopping
             try:
-                if db is None:
-                    db = self._open()  # prunes and loads the stored rows
-                    last_prune = time.monotonic()
+                if not opened:
+                    self._open()  # prunes and loads the stored rows
+                    opened = True
+                    last_prune = last_refresh = time.monotonic()
                     self._tried.set()
                 elif time.monotonic() - last_prune >= _PRUNE_EVERY_S:
-                    self._prune(db)
+                    self._prune()
                     last_prune = time.monotonic()
-                while self._write_batch(db):
+                while self._write_batch():
                     pass
+                if self.backend.shared and time.monotonic() - last_refresh >= self._refresh_every:
+                    self._load(replace=True)
+                    last_refresh = time.monotonic()
             except Exception as exc:  # the thread's edge: report and retry, never die
                 self._tried.set()
-                self._set_state(False, f"usage store {self.path or ':memory:'}: {exc}")
+                self._set_state(False, f"usage store {self.backend.describe()}: {exc}")
                 backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF_S)
                 if stopping:
                     break
@@ -286,38 +213,43 @@ class UsageLedger:
             backoff = self._interval
             if stopping:
                 break
-        if db is not None:
-            db.close()
+        with contextlib.suppress(Exception):
+            self.backend.close()
 
-    def _open(self) -> sqlite3.Connection:
-        db = usage_store.open_db(self.path)
+    def _open(self) -> None:
+        self.backend.open()
         try:
-            self._prune(db)
-            self._load(db)
+            self._prune()
+            self._load(replace=self.backend.shared)
         except BaseException:
-            db.close()
+            self.backend.close()
             raise
-        return db
 
-    def _load(self, db: sqlite3.Connection) -> None:
-        """Adds the rows already in the database to the aggregates (before any write)."""
-        sums = usage_store.load_sums(db)
-        latencies = usage_store.load_latencies(db, LATENCY_SAMPLE)
-        hourly = usage_store.load_hourly_cost(db, self._clock() - _DAY_S)
+    def _load(self, *, replace: bool) -> None:
+        """Adds the stored rows to the aggregates (at start, before any write); with `replace`,
+        the aggregates become the stored rows plus the rows still pending here."""
+        sums = self.backend.load_sums()
+        latencies = self.backend.load_latencies(LATENCY_SAMPLE)
+        hourly = self.backend.load_hourly_cost(self._clock() - _DAY_S)
         with self._lock:
+            recent = [] if replace else list(self._latencies)
+            if replace:
+                self._sums, self._hourly = {}, {}
             for grp, dep, day, *counts in sums:
                 self._add_sums((grp, dep, day), Sums(*(c or 0 for c in counts)))
-            recent = list(self._latencies)
             self._latencies.clear()
             self._latencies.extend(latencies)
             self._latencies.extend(recent)
             for hour, cost in hourly:
                 self._hourly[int(hour)] = self._hourly.get(int(hour), 0.0) + float(cost)
+            if replace:
+                for ev in self._pending:
+                    self._fold(ev)
 
-    def _prune(self, db: sqlite3.Connection) -> None:
+    def _prune(self) -> None:
         now = self._clock()
         cutoff = now - self.retention_days * _DAY_S
-        usage_store.prune(db, cutoff)
+        self.backend.prune(cutoff)
         cutoff_day = usage_store.utc_day(cutoff)
         with self._lock:
             for key in [k for k in self._sums if k[2] < cutoff_day]:
@@ -325,16 +257,16 @@ class UsageLedger:
             for hour in [h for h in self._hourly if h < now - _DAY_S - 3600]:
                 del self._hourly[hour]
 
-    def _write_batch(self, db: sqlite3.Connection) -> bool:
+    def _write_batch(self) -> bool:
         """Writes up to 10 x BATCH pending rows. Returns: whether more are pending.
-        Raises: sqlite3.Error / OSError, with the rows put back in front of the queue."""
+        Raises: the store's error, with the rows put back in front of the queue."""
         with self._lock:
             batch = [self._pending.popleft() for _ in range(min(len(self._pending), 10 * BATCH))]
             self._inflight = len(batch)
         if not batch:
             return False
         try:
-            usage_store.insert(db, batch)
+            self.backend.insert(batch)
         except BaseException:
             with self._lock:
                 self._pending.extendleft(reversed(batch))

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.events import RequestFinished
 
@@ -154,3 +154,90 @@ def load_hourly_cost(db: sqlite3.Connection, since: float) -> list[tuple[Any, ..
            WHERE time >= ? GROUP BY hour""",
         (since,),
     ).fetchall()
+
+
+class UsageBackend(Protocol):
+    """A usage store as the ledger's writer thread uses it (every call from that thread)."""
+
+    shared: bool
+    """Several instances write it: the ledger re-reads its aggregates periodically."""
+
+    def describe(self) -> str:
+        """Returns: where the rows go (a path, or a URL without its password)."""
+        ...
+
+    def open(self) -> None:
+        """Connects and brings the schema up to date. Raises: the store's error."""
+
+    def close(self) -> None:
+        """Closes the connection; safe to call when not open."""
+
+    def insert(self, events: list[RequestFinished]) -> None:
+        """Writes the rows in one transaction. Raises: the store's error (nothing written)."""
+
+    def prune(self, before: float) -> int:
+        """Deletes rows older than unix time `before`. Returns: how many."""
+        ...
+
+    def load_sums(self) -> list[tuple[Any, ...]]:
+        """Returns: rows as `load_sums` below."""
+        ...
+
+    def load_latencies(self, limit: int) -> list[tuple[Any, ...]]:
+        """Returns: rows as `load_latencies` below."""
+        ...
+
+    def load_hourly_cost(self, since: float) -> list[tuple[Any, ...]]:
+        """Returns: rows as `load_hourly_cost` below."""
+        ...
+
+
+class SqliteBackend:
+    """The usage store in one SQLite file (or in memory): this instance's rows only."""
+
+    shared = False
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def describe(self) -> str:
+        """Returns: the file's path, or `:memory:`."""
+        return str(self.path) if self.path else ":memory:"
+
+    def open(self) -> None:
+        """Opens the file (see `open_db`). Raises: OSError, sqlite3.Error."""
+        if self._db is None:
+            self._db = open_db(self.path)
+
+    def close(self) -> None:
+        """Closes the file."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.open()
+        assert self._db is not None
+        return self._db
+
+    def insert(self, events: list[RequestFinished]) -> None:
+        """See `insert`."""
+        insert(self._conn(), events)
+
+    def prune(self, before: float) -> int:
+        """See `prune`."""
+        return prune(self._conn(), before)
+
+    def load_sums(self) -> list[tuple[Any, ...]]:
+        """See `load_sums`."""
+        return load_sums(self._conn())
+
+    def load_latencies(self, limit: int) -> list[tuple[Any, ...]]:
+        """See `load_latencies`."""
+        return load_latencies(self._conn(), limit)
+
+    def load_hourly_cost(self, since: float) -> list[tuple[Any, ...]]:
+        """See `load_hourly_cost`."""
+        return load_hourly_cost(self._conn(), since)

@@ -36,7 +36,7 @@ class AnthropicProvider:
         if req.kind != "chat":
             raise NotImplementedByProvider(f"Anthropic does not serve /{req.kind}.")
         body = build_body(
-            req.body, upstream_model(req, dep), stream=req.stream, drop_params=req.drop_params
+            req.body, dep.upstream_model(req.model), stream=req.stream, drop_params=req.drop_params
         )
         return UpstreamRequest(
             "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
@@ -75,15 +75,3 @@ def messages_url(api_base: str) -> str:
     """Returns the Messages endpoint for a base given with or without its `/v1`."""
     base = api_base.rstrip("/") or "https://api.anthropic.com"
     return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
-
-
-def upstream_model(req: ChatRequest, dep: Deployment) -> str:
-    """Returns the model name to send: `dep.model`, with a wildcard filled from the request.
-
-    For group `anthropic/*` and model `*`, a request for `anthropic/claude-x` sends `claude-x`.
-    """
-    if "*" not in dep.model:
-        return dep.model
-    prefix = dep.group.split("*", 1)[0]
-    rest = req.model[len(prefix) :] if req.model.startswith(prefix) else req.model
-    return dep.model.replace("*", rest, 1)

@@ -42,7 +42,7 @@ class OpenAIProvider:
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         body = dict(req.body)
-        body["model"] = _upstream_model(req.model, dep)
+        body["model"] = dep.upstream_model(req.model)
         if req.stream:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True  # usage is always collected for cost
@@ -139,12 +139,6 @@ class OpenAIStream:
             content = delta.get("content") if isinstance(delta, dict) else None
             text = content if isinstance(content, str) else ""
         return [Chunk(data=raw, usage=usage, text=text, usage_only=not choices and bool(usage))]
-
-
-def _upstream_model(group: str, dep: Deployment) -> str:
-    if dep.wildcard and "*" in dep.model:
-        return dep.model.replace("*", group[len(dep.group) - 1 :])
-    return dep.model
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

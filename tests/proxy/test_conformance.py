@@ -169,6 +169,6 @@ def test_timeout_moves_on_then_504(fake, start_proxy, provider, stream) -> None:
     fake.set_default(hang())
     started = time.monotonic()
     response = post(proxy, stream=stream)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"

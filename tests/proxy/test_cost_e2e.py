@@ -190,11 +190,6 @@ def test_stream_without_upstream_usage_is_estimated(no_usage_upstream, start_pro
     assert proxy.state()["recent"][-1]["tokens_estimated"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.py must pass the upstream model to PriceTable.cost(..., model=...)"
-    " for wildcard deployments (helper B)",
-)
 def test_wildcard_deployment_priced_by_the_upstream_model(fake, start_proxy) -> None:
     entry = openai_deployment("openrouter/*", fake, KEY, model="openrouter/*")
     proxy = start_proxy({"model_list": [entry]}, master_key=MASTER_KEY)

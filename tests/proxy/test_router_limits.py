@@ -36,7 +36,7 @@ def test_rpm_5_sixth_request_gets_429_with_retry_after(fake, start_proxy) -> Non
     assert statuses == [200] * 5
     started = time.monotonic()
     sixth = post(proxy)
-    assert time.monotonic() - started < 1.5  # the wait for capacity is bounded
+    assert time.monotonic() - started < 3.0  # the wait for capacity is bounded
     assert sixth.status_code == 429
     assert 50 <= int(sixth.headers["retry-after"]) <= 60
     assert sixth.json()["error"]["type"] == "rate_limit_error"
@@ -94,7 +94,7 @@ def test_a_request_waits_briefly_for_a_429_cooldown_to_lift(fake, start_proxy) -
     response = post(proxy)
     elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert 0.3 <= elapsed < 1.5
+    assert 0.3 <= elapsed < 3.0
 
 
 def test_a_long_429_cooldown_is_not_waited_for(fake, start_proxy) -> None:
@@ -103,7 +103,7 @@ def test_a_long_429_cooldown_is_not_waited_for(fake, start_proxy) -> None:
     assert post(proxy).status_code == 429
     started = time.monotonic()
     response = post(proxy)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0
     assert response.status_code == 429
     assert 25 <= int(response.headers["retry-after"]) <= 30
     assert len(fake.requests) == 1

@@ -81,7 +81,7 @@ def test_shuffle_follows_rpm_when_no_weight(fake, start_proxy) -> None:
 
 async def test_least_busy_sends_to_the_fewest_in_flight(fake, start_proxy) -> None:
     proxy = start(start_proxy, [dep(fake, KEY_A, "a"), dep(fake, KEY_B, "b")], "least-busy")
-    fake.set_default(reply(delay=0.4))
+    fake.set_default(reply(delay=1.0))
 
     async def one(client: httpx.AsyncClient) -> str:
         body = {"model": "gpt", "messages": HELLO}

@@ -1,0 +1,95 @@
+"""Usage aggregates: the counters of one slice of requests (`Sums`), nearest-rank percentiles,
+and the roll-up of (group, deployment, day) slices into the `usage` object of the state document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.events import RequestFinished
+
+
+@dataclass
+class Sums:
+    """Counters of one slice of requests (a ROW of docs/internals.md without percentiles)."""
+
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    cost_unknown: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+
+    def add(self, other: Sums) -> None:
+        self.requests += other.requests
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.cost += other.cost
+        self.cost_unknown += other.cost_unknown
+        self.errors += other.errors
+        self.cache_hits += other.cache_hits
+
+    @classmethod
+    def of(cls, ev: RequestFinished) -> Sums:
+        ok = ev.status < 400
+        return cls(1, ev.prompt_tokens, ev.completion_tokens, ev.cost or 0.0,
+                   int(ok and ev.cost is None), int(not ok), int(ev.cache == "hit"))  # fmt: skip
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile. Returns: None for an empty list."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-round(q * 100) * len(sorted_values) // 100))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _row(sums: Sums, latencies: list[float]) -> dict[str, Any]:
+    latencies.sort()
+    return {**sums.__dict__, "p50_ms": percentile(latencies, 0.50),
+            "p95_ms": percentile(latencies, 0.95)}  # fmt: skip
+
+
+SliceKey = tuple[str, str | None, str]  # (group, deployment, UTC day)
+LatencySample = tuple[str, str | None, str, float]
+
+
+def rollup(
+    sums: Iterable[tuple[SliceKey, Sums]],
+    latencies: list[LatencySample],
+    today: str,
+) -> dict[str, Any]:
+    scopes: dict[tuple[Any, ...], Sums] = {}
+    lat: dict[tuple[Any, ...], list[float]] = {}
+
+    def scope_keys(grp: str, dep: str | None, day: str) -> list[tuple[Any, ...]]:
+        keys: list[tuple[Any, ...]] = [("totals",), ("group", grp)]
+        if dep is not None:
+            keys.append(("deployment", dep, grp))
+        if day == today:
+            keys += [("today",), ("group_today", grp)]
+        return keys
+
+    for (grp, dep, day), part in sums:
+        for key in scope_keys(grp, dep, day):
+            scopes.setdefault(key, Sums()).add(part)
+    for grp, dep, day, ms in latencies:
+        for key in scope_keys(grp, dep, day):
+            lat.setdefault(key, []).append(ms)
+
+    def row(key: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
+        return {**extra, **_row(scopes.get(key, Sums()), lat.get(key, []))}
+
+    def listed(kind: str) -> list[tuple[Any, ...]]:
+        return sorted(k for k in scopes if k[0] == kind)
+
+    return {
+        "totals": row(("totals",)),
+        "today": row(("today",)),
+        "by_group": [row(k, group=k[1]) for k in listed("group")],
+        "by_group_today": [row(k, group=k[1]) for k in listed("group_today")],
+        "by_deployment": [row(k, deployment=k[1], group=k[2]) for k in listed("deployment")],
+    }
