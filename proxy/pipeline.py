@@ -197,12 +197,11 @@ class Pipeline:
         failed: UpstreamError | None = None
         out.status = 499  # until the stream completes: the client went away
         try:
-            for chunk in opened.first:
-                data = self._take(req, out, chunk, text)
-                if data:
-                    yield data
-            async for chunk in opened.chunks(dep.stream_timeout):
-                data = self._take(req, out, chunk, text)
+            data = self._take(req, out, opened.first, text)
+            if data:
+                yield data
+            async for batch in opened.batches(dep.stream_timeout):
+                data = self._take(req, out, batch, text)
                 if data:
                     yield data
             complete = True
@@ -223,19 +222,22 @@ class Pipeline:
                 self.router.pool.release(state)
             await self._end_stream(req, out, dep, text, complete, key, ctl, started_wall)
 
-    def _take(self, req: ChatRequest, out: _Outcome, chunk: Chunk, text: list[str]) -> bytes | None:
-        if chunk.usage is not None:
-            out.usage = chunk.usage
-        if chunk.text:
-            if out.ttft_ms is None:
-                out.ttft_ms = (self._clock() - out.trace.started) * 1000
-            text.append(chunk.text)
-        if chunk.data is None:
-            return None
-        out.chunks.append(chunk.data)
-        if chunk.usage_only and not req.include_usage:
-            return None
-        return encode(chunk.data)
+    def _take(self, req: ChatRequest, out: _Outcome, batch: list[Chunk], text: list[str]) -> bytes:
+        """Notes usage, time to first token and text; returns the SSE bytes to send."""
+        pieces: list[bytes] = []
+        for chunk in batch:
+            if chunk.usage is not None:
+                out.usage = chunk.usage
+            if chunk.text:
+                if out.ttft_ms is None:
+                    out.ttft_ms = (self._clock() - out.trace.started) * 1000
+                text.append(chunk.text)
+            if chunk.data is None:
+                continue
+            out.chunks.append(chunk.data)
+            if not chunk.usage_only or req.include_usage:
+                pieces.append(b"data: " + chunk.data + b"\n\n")
+        return b"".join(pieces)
 
     async def _end_stream(
         self,
@@ -248,10 +250,10 @@ class Pipeline:
         ctl: CacheControl,
         started_wall: float,
     ) -> None:
-        joined = "".join(text)
-        out.preview = text_preview(joined)
+        out.preview = text_preview("".join(text))
         if out.usage is None:
-            prompt, completion = estimate_prompt_tokens(req), max(1, len(joined) // 4)
+            prompt = estimate_prompt_tokens(req)
+            completion = max(1, _answer_chars(out.chunks) // 4)
             out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
         out.cost = self._cost(req, dep, out.usage)
         self.router.pool.add_tokens(self.router.pool.states[dep.id], out.usage.total_tokens)
@@ -301,3 +303,17 @@ class Pipeline:
                 preview=out.preview,
             )
         )
+
+
+def _answer_chars(chunks: list[bytes]) -> int:
+    """Characters of text and tool arguments in a streamed answer (for a usage estimate)."""
+    if not chunks:
+        return 0
+    doc = orjson.loads(assemble(chunks))
+    total = 0
+    for choice in doc.get("choices") or []:
+        message = choice.get("message") or {}
+        total += len(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            total += len((call.get("function") or {}).get("arguments") or "")
+    return total

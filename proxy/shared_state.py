@@ -114,5 +114,5 @@ def shared_state_for(settings: RouterSettings) -> SharedState:
     target = RedisTarget(
         settings.redis_url, settings.redis_host, settings.redis_port, settings.redis_password
     )
-    namespace = (settings.model_extra or {}).get("redis_namespace")
+    namespace = getattr(settings, "redis_namespace", None)  # a declared field, or an extra
     return RedisState(target, namespace=str(namespace) if namespace else None)

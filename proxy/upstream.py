@@ -25,16 +25,20 @@ from proxy.transport import UpstreamClient, UpstreamResponse
 
 @dataclass
 class OpenStream:
-    """An upstream stream whose first chunks arrived; `chunks()` yields the rest."""
+    """An upstream stream whose first chunks arrived; `batches()` yields the rest.
+
+    Chunks come in batches, one per network read: events that arrived together are relayed
+    together (one write instead of many), and nothing waits for a later read.
+    """
 
     first: list[Chunk]
     dep: Deployment
-    _source: AsyncIterator[Chunk]
+    _source: AsyncIterator[list[Chunk]]
     _response: UpstreamResponse | None = None
     _closed: bool = field(default=False)
 
-    async def chunks(self, chunk_timeout: float) -> AsyncIterator[Chunk]:
-        """Yields the chunks after `first`, each bounded by `chunk_timeout` seconds.
+    async def batches(self, chunk_timeout: float) -> AsyncIterator[list[Chunk]]:
+        """Yields the chunks after `first`, each read bounded by `chunk_timeout` seconds.
 
         Raises:
             UpstreamError: the upstream failed, cut the stream, or went quiet too long.
@@ -42,7 +46,7 @@ class OpenStream:
         while True:
             try:
                 async with asyncio.timeout(chunk_timeout):
-                    chunk = await anext(self._source)
+                    batch = await anext(self._source)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -53,7 +57,7 @@ class OpenStream:
                 ) from None
             except httpx.TransportError as exc:
                 raise connection_error(self.dep, exc) from None
-            yield chunk
+            yield batch
 
     async def close(self) -> None:
         if self._closed:
@@ -114,11 +118,11 @@ async def open_stream(
             connection, or a stream that ended before any chunk.
     """
     if provider is None:
-        local = mock.stream(req, dep)
-        return OpenStream([await anext(local)], dep, local)
+        local = _one_by_one(mock.stream(req, dep))
+        return OpenStream(await anext(local), dep, local)
     request = provider.build_request(req, dep)
     response: UpstreamResponse | None = None
-    source: AsyncIterator[Chunk] | None = None
+    source: AsyncIterator[list[Chunk]] | None = None
     try:
         async with asyncio.timeout(budget):
             response = await client.send(request, stream=True)
@@ -126,7 +130,7 @@ async def open_stream(
                 body = await response.aread()
                 raise provider.classify_error(dep, response.status_code, response.headers, body)
             source = _decode(response, provider.open_stream(req, dep))
-            first = [await anext(source)]
+            first = await anext(source)
     except TimeoutError:
         await _abandon(source, response)
         raise UpstreamTimeout(
@@ -152,20 +156,28 @@ async def open_stream(
     return OpenStream(first, dep, source, response)
 
 
-async def _decode(response: UpstreamResponse, decoder: StreamDecoder) -> AsyncIterator[Chunk]:
+async def _decode(response: UpstreamResponse, decoder: StreamDecoder) -> AsyncIterator[list[Chunk]]:
+    """Yields the chunks each network read completes (never an empty batch)."""
     sse = SSEDecoder()
     async for data in response.aiter_bytes():
-        for event in sse.feed(data):
-            for chunk in decoder.feed(event):
-                yield chunk
+        batch = [chunk for event in sse.feed(data) for chunk in decoder.feed(event)]
+        if batch:
+            yield batch
         if decoder.done:
             return
-    for event in sse.flush():
-        for chunk in decoder.feed(event):
-            yield chunk
+    batch = [chunk for event in sse.flush() for chunk in decoder.feed(event)]
+    if batch:
+        yield batch
 
 
-async def _abandon(source: AsyncIterator[Chunk] | None, response: UpstreamResponse | None) -> None:
+async def _one_by_one(source: AsyncIterator[Chunk]) -> AsyncIterator[list[Chunk]]:
+    async for chunk in source:
+        yield [chunk]
+
+
+async def _abandon(
+    source: AsyncIterator[list[Chunk]] | None, response: UpstreamResponse | None
+) -> None:
     aclose = getattr(source, "aclose", None)
     if aclose is not None:
         with contextlib.suppress(Exception):  # the original failure is what gets reported

@@ -23,6 +23,8 @@ from proxy.schema import (
     text_preview,
 )
 
+PREVIEW_CHARS = 200
+"""Characters of a streamed answer decoded for the preview (and time to first token)."""
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "completions": "/completions"}
 # Phrases upstreams use when the prompt is longer than the model's window.
 _CONTEXT_PHRASES = (
@@ -106,12 +108,18 @@ class OpenAIProvider:
 
 
 class OpenAIStream:
-    """Passes OpenAI chunks through, noting usage and the start of the text."""
+    """Passes OpenAI chunks through as they are, reading only what the proxy needs from them.
+
+    Every chunk is relayed byte for byte. A chunk is parsed only while the answer's first
+    PREVIEW_CHARS characters are still being collected (time to first token and the preview)
+    or when it may carry usage or an error; the rest are not decoded at all.
+    """
 
     def __init__(self, provider: OpenAIProvider, dep: Deployment) -> None:
         self._provider = provider
         self._dep = dep
         self._done = False
+        self._seen_chars = 0
 
     @property
     def done(self) -> bool:
@@ -123,6 +131,14 @@ class OpenAIStream:
             self._done = True
             return []
         raw = data.encode()
+        if (
+            self._seen_chars >= PREVIEW_CHARS
+            and event.event != "error"
+            and b'"error"' not in raw
+            and b'"usage":{' not in raw
+            and b'"usage": {' not in raw
+        ):
+            return [Chunk(data=raw)]
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -138,6 +154,7 @@ class OpenAIStream:
             delta = choices[0].get("delta") or {}
             content = delta.get("content") if isinstance(delta, dict) else None
             text = content if isinstance(content, str) else ""
+            self._seen_chars += len(text)
         return [Chunk(data=raw, usage=usage, text=text, usage_only=not choices and bool(usage))]
 
 
