@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import ipaddress
 import logging
 import socket
@@ -23,6 +24,8 @@ from proxy.runtime import Runtime
 
 log = logging.getLogger("llmproxy")
 T = TypeVar("T")
+GC_THRESHOLD = 7000
+"""Allocations between young-generation collections (Python's default is 700)."""
 GRACE = 20
 """Seconds in-flight requests get to finish on shutdown."""
 
@@ -97,6 +100,7 @@ class ProxyServer:
             self.started.set()
             return
         self.runtime.listen = f"http://{_url_host(self.host)}:{self.port}"
+        tune_gc()
         config = self.runtime.config
         log.info(
             "listening on %s (%s: %d groups, %d deployments)",
@@ -131,6 +135,19 @@ class ProxyServer:
         if self.loop is None:
             raise RuntimeError("the proxy is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+def tune_gc() -> None:
+    """Sets the garbage collector up for serving.
+
+    Everything alive after start-up (modules, config, app) is frozen out of the collector's
+    scans, and young collections run a tenth as often: with 64 requests in flight each
+    collection walked every live call chain, which cost 40-55 µs CPU per request
+    (bench/router_overhead.py with and without this).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
 def is_loopback(host: str) -> bool:

@@ -344,6 +344,7 @@ class RedisState:
             pipe.pexpire(mine, PEER_TTL_MS)
         pipe.zadd(peers, {self.instance: now_ms})
         pipe.zremrangebyscore(peers, "-inf", now_ms - 10 * PEER_TTL_MS)
+        pipe.pexpire(peers, 10 * PEER_TTL_MS)
         pipe.zrange(peers, 0, -1)
         others = [p.decode() for p in (await pipe.execute())[-1] if p.decode() != self.instance]
         pipe = client.pipeline(transaction=False)
