@@ -85,6 +85,8 @@ class RouterSettings(_Section):
     redis_port: int | None = None
     redis_password: str | None = None
     redis_url: str | None = None
+    redis_namespace: str | None = None
+    """Key prefix in Redis, so several clusters can share one server."""
 
 
 class CacheParams(_Section):

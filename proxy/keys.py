@@ -18,6 +18,7 @@ from proxy.config import Deployment
 from proxy.config_schema import RouterSettings
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
+from proxy.shared_state import LocalState, LocalStats, SharedState
 
 WINDOW = 60.0
 """rpm/tpm and allowed_fails are counted over a sliding minute."""
@@ -49,6 +50,8 @@ class DeploymentState:
     tokens_used: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     last_latency_at: float = 0.0
+    held_until: float = 0.0
+    """The cluster-wide rpm/tpm window is full until then (SharedState.reserve said so)."""
 
     def prune(self, now: float) -> None:
         edge = now - WINDOW
@@ -72,6 +75,7 @@ class KeyPool:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.states: dict[str, DeploymentState] = {d.id: DeploymentState(d) for d in deployments}
         self.settings = settings
@@ -80,6 +84,8 @@ class KeyPool:
         self._clock = clock
         self._wall = wall
         self._rng = rng or random.Random()
+        self.shared: SharedState = shared or LocalState()
+        self.shared.bind(self)
 
     def seed(self, value: int) -> None:
         """Re-seeds the random part of every strategy, for reproducible runs and tests."""
@@ -115,8 +121,11 @@ class KeyPool:
             return cands[0]
         strategy = self.settings.routing_strategy
         if strategy == "least-busy":
-            low = min(st.in_flight for st in cands)
-            return self._rng.choice([st for st in cands if st.in_flight == low])
+            busy = {
+                st.dep.id: st.in_flight + self.shared.remote(st.dep.id).in_flight for st in cands
+            }
+            low = min(busy.values())
+            return self._rng.choice([st for st in cands if busy[st.dep.id] == low])
         if strategy == "latency-based-routing":
             return self._by_latency(cands)
         if strategy in ("usage-based-routing", "usage-based-routing-v2"):
@@ -147,7 +156,16 @@ class KeyPool:
             return self._rng.choice(stale)
         if self._rng.random() < EXPLORE:
             return self._rng.choice(cands)
-        return min(cands, key=lambda st: sum(st.latencies) / len(st.latencies))
+        return min(cands, key=self._mean_latency)
+
+    def _mean_latency(self, st: DeploymentState) -> float:
+        """This instance's samples, weighted with the other instances' mean."""
+        remote = self.shared.remote(st.dep.id)
+        total, count = sum(st.latencies), len(st.latencies)
+        if remote.latency_ms is not None and remote.samples:
+            total += remote.latency_ms * remote.samples
+            count += remote.samples
+        return total / count if count else 0.0
 
     def _usage_share(self, st: DeploymentState) -> float:
         dep = st.dep
@@ -165,6 +183,8 @@ class KeyPool:
             return False
         if st.cooldown_until:
             self._recover(st)
+        if st.held_until > now:
+            return False
         st.prune(now)
         dep = st.dep
         if dep.rpm is not None and len(st.starts) >= dep.rpm:
@@ -180,7 +200,7 @@ class KeyPool:
             if st.disabled or dep.disabled_reason:
                 continue
             st.prune(now)
-            wait = max(0.0, st.cooldown_until - now)
+            wait = max(0.0, st.cooldown_until - now, st.held_until - now)
             if dep.rpm is not None and len(st.starts) >= dep.rpm and st.starts:
                 wait = max(wait, st.starts[0] + WINDOW - now)
             if dep.tpm is not None and st.tokens_used >= dep.tpm and st.tokens:
@@ -197,8 +217,10 @@ class KeyPool:
             if st.disabled or dep.disabled_reason:
                 continue
             found = True
-            at_limit = (dep.rpm is not None and len(st.starts) >= dep.rpm) or (
-                dep.tpm is not None and st.tokens_used >= dep.tpm
+            at_limit = (
+                (dep.rpm is not None and len(st.starts) >= dep.rpm)
+                or (dep.tpm is not None and st.tokens_used >= dep.tpm)
+                or st.held_until > now
             )
             if not at_limit and not (st.cooldown_until > now and st.cooldown_reason == "429"):
                 return False
@@ -222,6 +244,8 @@ class KeyPool:
         if tokens > 0:
             st.tokens.append((self._clock(), tokens))
             st.tokens_used += tokens
+            if st.dep.tpm is not None:
+                self.shared.on_tokens(st.dep.id, tokens)
 
     def release(self, st: DeploymentState) -> None:
         """Frees the in-flight slot without a verdict (a bad request, a finished stream)."""
@@ -246,8 +270,10 @@ class KeyPool:
         elif err.status == 429:
             wait = err.retry_after if err.retry_after is not None else cooldown
             self._cool(st, min(MAX_COOLDOWN, max(wait, 0.001)), "429")
-        elif len(st.fail_times) > self.settings.allowed_fails:
-            self._cool(st, cooldown, f"{len(st.fail_times)} failures in a minute")
+        elif (fails := len(st.fail_times) + self.shared.remote(st.dep.id).fails) > (
+            self.settings.allowed_fails
+        ):
+            self._cool(st, cooldown, f"{fails} failures in a minute")
         else:
             self._publish(st, "failing", st.last_error)
 
@@ -260,6 +286,7 @@ class KeyPool:
             reason,
             self._wall() + seconds,
         )
+        self.shared.on_cooldown(st.dep.id, seconds, reason, st.key_rejected)
 
     def _recover(self, st: DeploymentState) -> None:
         st.cooldown_until = 0.0
@@ -274,6 +301,43 @@ class KeyPool:
         st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
         st.fail_times.clear()
         self._publish(st, self.health(st), "reset by the operator")
+        self.shared.on_clear(dep_id)
+
+    # ---- shared state (proxy/shared_state.py PoolView) ----
+    def hold(self, st: DeploymentState, seconds: float) -> None:
+        """Treats `st` as at its rpm/tpm limit for `seconds` (the cluster's window is full)."""
+        st.held_until = self._clock() + seconds
+
+    def apply_cooldown(self, dep_id: str, seconds: float, reason: str, key_rejected: bool) -> None:
+        """Cools a deployment another instance cooled; never shared back."""
+        st = self.states.get(dep_id)
+        until = self._clock() + seconds
+        if st is None or until <= st.cooldown_until:
+            return
+        st.cooldown_until, st.cooldown_reason = until, reason
+        st.key_rejected = st.key_rejected or key_rejected
+        health = "key_rejected" if st.key_rejected else "cooling_down"
+        self._publish(st, health, f"{reason} (another instance)", self._wall() + seconds)
+
+    def clear_cooldown(self, dep_id: str) -> None:
+        """Clears a cooldown an operator reset on another instance."""
+        st = self.states.get(dep_id)
+        if st is None:
+            return
+        st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
+        st.fail_times.clear()
+        self._publish(st, self.health(st), "reset on another instance")
+
+    def local_stats(self) -> dict[str, LocalStats]:
+        """Returns: in-flight, latency samples and failures this minute, per busy deployment."""
+        now = self._clock()
+        out: dict[str, LocalStats] = {}
+        for dep_id, st in self.states.items():
+            st.prune(now)
+            if st.in_flight or st.latencies or st.fail_times:
+                lat = st.latencies
+                out[dep_id] = LocalStats(st.in_flight, sum(lat), len(lat), len(st.fail_times))
+        return out
 
     def set_disabled(self, dep_id: str, disabled: bool) -> None:
         st = self.states[dep_id]

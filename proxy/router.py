@@ -221,6 +221,11 @@ class Router:
             remaining = trace.remaining(self._clock)
             if remaining <= 0:
                 break
+            if dep.rpm is not None or dep.tpm is not None:
+                wait = await self.pool.shared.reserve(dep.id, dep.rpm, dep.tpm)
+                if wait is not None:  # the cluster's window is full: choose again
+                    self.pool.hold(st, wait)
+                    continue
             attempts += 1
             per_dep[dep.id] = per_dep.get(dep.id, 0) + 1
             timeout = min(dep.stream_timeout if stream else dep.timeout, remaining)

@@ -51,7 +51,9 @@ class Runtime:
         self.bus = EventBus()
         self.prices = PriceTable()
         self.shared = shared_state_for(config.router)
-        self.pool = KeyPool(config.deployments, config.router, self.bus, price=self._unit_price)
+        self.pool = KeyPool(
+            config.deployments, config.router, self.bus, price=self._unit_price, shared=self.shared
+        )
         self.cache = _build_cache(config)
         self.ledger = UsageLedger(
             usage_db,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from proxy.config import Config
+from proxy.redis_link import RedisTarget, hide_password
 
 
 def print_check(config: Config) -> None:
@@ -14,16 +15,21 @@ def print_check(config: Config) -> None:
         f"routing: {router.routing_strategy}, num_retries {config.num_retries}, "
         f"allowed_fails {router.allowed_fails}, cooldown_time {router.cooldown_time:g}s"
     )
-    cache = config.cache
-    print(f"cache: {'off' if cache is None else f'{cache.type}, ttl {cache.ttl:g}s'}")
+    print(f"cache: {_cache_line(config)}")
     print(f"master key: {config.master_key.redacted if config.master_key else 'none (no auth)'}")
-    if router.redis_url or router.redis_host:
-        where = router.redis_url or f"{router.redis_host}:{router.redis_port or 6379}"
+    if router.redis_url or router.redis_host or router.redis_port:
+        where = _router_target(config).describe()
+        namespace = getattr(router, "redis_namespace", None)
         print(
-            f"redis: {_hide_password(where)}" + (" (password set)" if router.redis_password else "")
+            f"redis (shared cooldowns, rpm/tpm, in-flight, latency): {where}"
+            + (" (password set)" if router.redis_password else "")
+            + (f", namespace {namespace}" if namespace else "")
         )
     if config.database_url:
-        print(f"usage database: {_hide_password(config.database_url.reveal())}")
+        url = config.database_url.reveal()
+        shared = url.startswith(("postgresql://", "postgres://"))
+        kind = "postgresql, shared" if shared else "not served: only postgresql://; SQLite used"
+        print(f"usage database: {hide_password(url)} ({kind})")
     for group, deps in config.groups.items():
         fallbacks = config.fallbacks.get(group)
         extra = f"  fallbacks -> {', '.join(fallbacks)}" if fallbacks else ""
@@ -46,11 +52,27 @@ def print_check(config: Config) -> None:
             print(f"  - {warning}")
 
 
-def _hide_password(url: str) -> str:
-    """Replaces the password in `scheme://user:password@host` with `***`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+def _cache_line(config: Config) -> str:
+    cache = config.cache
+    if cache is None:
+        return "off"
+    line = f"{cache.type}, ttl {cache.ttl:g}s"
+    if cache.type == "redis":
+        router = config.router
+        if cache.host or cache.port:
+            where = RedisTarget(host=cache.host, port=cache.port).describe()
+            secret = cache.password
+        else:
+            where = (
+                router.redis_url
+                or f"{router.redis_host or '127.0.0.1'}:{router.redis_port or 6379}"
+            )
+            secret = router.redis_password
+        line += f" at {where}" + (" (password set)" if secret else "")
+        line += f", namespace {cache.namespace or 'llmproxy:cache'}"
+    return line
+
+
+def _router_target(config: Config) -> RedisTarget:
+    r = config.router
+    return RedisTarget(r.redis_url, r.redis_host, r.redis_port, r.redis_password)
