@@ -15,6 +15,9 @@ import orjson
 
 from proxy.sse import SSEDecoder
 
+DRAIN_REQUESTS = 600
+"""Request events a frame converts at most (the request table shows the newest 200)."""
+_REQUEST_EVENTS = frozenset({"RequestStarted", "RequestFinished"})
 
 class LiveSource(Protocol):
     """Everything a pane or the tester needs from a proxy, local or remote."""
@@ -163,7 +166,13 @@ class LocalSource:
     def drain(self) -> list[dict[str, Any]]:
         if self._sub is None:
             return []
-        events: list[_Event] = self._sub.drain(5000)
+        events: list[_Event] = self._sub.drain()
+        if len(events) > DRAIN_REQUESTS:
+            # Request rows older than the newest DRAIN_REQUESTS would scroll out of the table in
+            # the same frame: don't convert them (at thousands of requests a second that work
+            # competed with the proxy for the GIL). Health, cache and log events always pass.
+            head, tail = events[:-DRAIN_REQUESTS], events[-DRAIN_REQUESTS:]
+            events = [e for e in head if type(e).__name__ not in _REQUEST_EVENTS] + tail
         return [event.as_dict() for event in events]
 
     async def action(self, name: str, deployment: str | None = None) -> dict[str, Any]:
