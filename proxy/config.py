@@ -451,3 +451,18 @@ def _fallbacks(
                     warnings.append(f"router_settings.{name}: '{t}' is not a model_name")
             out[group] = tuple(t for t in targets if t != group)
     return out
+
+
+def require_package(module: str, setting: str) -> None:
+    """Checks that an optional dependency a setting needs is installed.
+
+    Raises:
+        ConfigError: the setting is used but the package is missing (how to install it).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"{setting} is set, but the Python package '{module}' is not installed: "
+            "pip install 'llmproxy-tui[scale]'"
+        )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.cache import ResponseCache
-from proxy.config import Config, Deployment
+from proxy.config import Config, Deployment, require_package
 from proxy.config_schema import CacheParams
 from proxy.errors import BadRequest
 from proxy.events import CacheCleared, EventBus, RequestFinished, UsageStoreChanged
@@ -218,6 +218,7 @@ def _build_cache(config: Config) -> ResponseCache | None:
         return None
     if params.type != "redis":
         return ResponseCache(params)
+    require_package("redis", "litellm_settings.cache_params.type: redis")
     from proxy.cache_redis import RedisCacheStore
 
     return ResponseCache(
@@ -243,6 +244,7 @@ def _usage_backend(config: Config) -> UsageBackend | None:
     from proxy.usage_pg import PostgresBackend, is_postgres_url
 
     if is_postgres_url(url):
+        require_package("asyncpg", "general_settings.database_url")
         return PostgresBackend(url)
     log.warning("general_settings.database_url: only postgresql:// URLs are served; using SQLite")
     return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from proxy.config import require_package
 from proxy.config_schema import RouterSettings
 
 
@@ -106,11 +107,12 @@ class LocalState:
 def shared_state_for(settings: RouterSettings) -> SharedState:
     """Returns: RedisState when `redis_url`/`redis_host`/`redis_port` is set, else LocalState.
     `router_settings.redis_namespace` (optional) separates clusters sharing one Redis."""
+    if not (settings.redis_url or settings.redis_host or settings.redis_port):
+        return LocalState()
+    require_package("redis", "router_settings.redis_*")
     from proxy.redis_link import RedisTarget
     from proxy.state_redis import RedisState
 
-    if not (settings.redis_url or settings.redis_host or settings.redis_port):
-        return LocalState()
     target = RedisTarget(
         settings.redis_url, settings.redis_host, settings.redis_port, settings.redis_password
     )

@@ -128,7 +128,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
             f"llmproxy-tui: cannot open --log-file {args.log_file}: {exc.strerror}", file=sys.stderr
         )
         return EXIT_CONFIG
-    runtime = Runtime(config, usage_db=_usage_db(args))
+    try:
+        runtime = Runtime(config, usage_db=_usage_db(args))
+    except ConfigError as exc:  # e.g. a setting whose optional package is not installed
+        print(f"llmproxy-tui: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     server = ProxyServer(runtime, args.host, args.port)
     if args.no_tui:
         # Log records also go on the event bus, so --attach clients see them in their Log pane.

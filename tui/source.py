@@ -19,6 +19,7 @@ DRAIN_REQUESTS = 600
 """Request events a frame converts at most (the request table shows the newest 200)."""
 _REQUEST_EVENTS = frozenset({"RequestStarted", "RequestFinished"})
 
+
 class LiveSource(Protocol):
     """Everything a pane or the tester needs from a proxy, local or remote."""
 

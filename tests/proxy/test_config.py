@@ -434,3 +434,12 @@ def test_unset_api_base_variable_disables_the_deployment() -> None:
 def test_empty_model_list_warns() -> None:
     cfg = build_config({})
     assert any(w.startswith("model_list:") for w in cfg.warnings)
+
+
+def test_a_setting_whose_optional_package_is_missing_is_a_config_error() -> None:
+    from proxy.config import require_package
+    from proxy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pip install 'llmproxy-tui\[scale\]'"):
+        require_package("no_such_package_for_llmproxy", "router_settings.redis_*")
+    require_package("orjson", "anything")  # an installed package passes
