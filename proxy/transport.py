@@ -8,6 +8,7 @@ numbers). Failures surface as httpx's transport errors so callers handle one fam
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -117,6 +118,9 @@ class AiohttpClient:
 
     async def aclose(self) -> None:
         await self._session.close()
+        # Let the pooled connections' transports finish closing while the loop still runs;
+        # otherwise their sockets are only closed by the garbage collector.
+        await asyncio.sleep(0)
 
 
 def _translate(exc: aiohttp.ClientError) -> httpx.TransportError:

@@ -57,6 +57,7 @@ class Proxy:
     url: str
     master_key: str | None = None
     usage_db: Path | None = None
+    clients: list[Any] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -72,9 +73,11 @@ class Proxy:
     def openai(self, **kw: Any) -> Any:
         import openai
 
-        return openai.OpenAI(
+        client = openai.OpenAI(
             base_url=self.base, api_key=self.master_key or "none", max_retries=0, **kw
         )
+        self.clients.append(client)  # closed in stop(): an open client leaks its socket
+        return client
 
     def async_openai(self, **kw: Any) -> Any:
         import openai
@@ -93,6 +96,8 @@ class Proxy:
         return next(d for d in self.state()["deployments"] if d["id"] == dep_id)
 
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         self.server.stop()
         self.thread.join(timeout=30)
 

@@ -85,8 +85,10 @@ def test_python_example(fake, start_proxy) -> None:
     proxy = seed_proxy(fake, start_proxy)
     code = PYTHON_EXAMPLE.replace(":4000", f":{proxy.server.port}")
     out = io.StringIO()
+    namespace: dict[str, object] = {"__name__": "__seed__"}
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "seed_example.py", "exec"), {"__name__": "__seed__"})  # noqa: S102
+        exec(compile(code, "seed_example.py", "exec"), namespace)  # noqa: S102
+    namespace["client"].close()  # type: ignore[attr-defined]  # the guide never closes it
     assert out.getvalue() == "Hi from claude-opus via the proxy!\n"
     assert fake.requests[-1].key == UPSTREAM_KEY
 
@@ -165,12 +167,13 @@ def example_with_fake(fake, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return path, keys
 
 
-def test_example_config_serves_every_group(fake, run_cli, tmp_path: Path) -> None:
+def test_example_config_serves_every_group(fake, run_cli, tmp_path: Path, request) -> None:
     path, keys = example_with_fake(fake, tmp_path)
     handle = run_cli("--config", str(path))
     master = keys["LITELLM_MASTER_KEY"]
     assert httpx.get(handle.url + "/v1/models").status_code == 401  # the .env's master key
     client = openai.OpenAI(base_url=handle.url + "/v1", api_key=master, max_retries=0)
+    request.addfinalizer(client.close)
     listed = {m.id for m in client.models.list()}
     assert listed == set(OPENAI_GROUPS) | set(ANTHROPIC_GROUPS)
     for group, (upstream, key_vars) in {**OPENAI_GROUPS, **ANTHROPIC_GROUPS}.items():
@@ -202,3 +205,46 @@ def test_example_config_serves_every_group(fake, run_cli, tmp_path: Path) -> Non
     log = handle.output()
     for secret in keys.values():
         assert secret not in log
+
+
+def test_javascript_sdk_through_the_anthropic_groups_with_tools(fake, run_cli, tmp_path) -> None:
+    """Issue 4: claude-opus and claude-sonnet of config.example.yaml through the official
+    openai npm package, streamed and not, with a full tool round trip, against the strict
+    fake Anthropic upstream."""
+    path, keys = example_with_fake(fake, tmp_path)
+    handle = run_cli("--config", str(path))
+    node = shutil.which("node")
+    assert node, "Node.js 20+ is required (tests/js)"
+    assert (JS_DIR / "node_modules" / "openai").is_dir(), "run npm install --prefix tests/js"
+    weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    for group in ANTHROPIC_GROUPS:
+        fake.reset()
+        fake.script(
+            reply("Hi from Claude."),
+            reply("Streamed hi."),
+            reply(None, tool_calls=[weather]),
+            reply("It is 18 C and sunny in Paris."),
+            reply(None, tool_calls=[weather]),
+        )
+        env = {**os.environ, "LITELLM_MASTER_KEY": keys["LITELLM_MASTER_KEY"],
+               "LLMPROXY_BASE_URL": handle.url + "/v1", "LLMPROXY_MODEL": group}  # fmt: skip
+        result = subprocess.run([node, str(JS_DIR / "anthropic_tools.mjs")], capture_output=True,
+                                text=True, env=env, timeout=60, cwd=JS_DIR)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        steps = {s["step"]: s for s in map(json.loads, result.stdout.splitlines())}
+        assert steps["plain"]["text"] == "Hi from Claude."
+        assert steps["plain"]["finish"] == "stop" and steps["plain"]["usage"] > 0
+        assert steps["stream"]["text"] == "Streamed hi."
+        assert steps["tool_call"]["name"] == "get_weather"
+        assert steps["tool_call"]["args"] == {"city": "Paris"}
+        assert steps["tool_call"]["finish"] == "tool_calls"
+        assert steps["tool_answer"]["text"] == "It is 18 C and sunny in Paris."
+        assert steps["tool_call_stream"] == {"step": "tool_call_stream", "name": "get_weather",
+                                             "args": {"city": "Paris"}}  # fmt: skip
+        sent = [s for s in fake.requests if s.path == "/v1/messages"]
+        assert len(sent) == 5  # the strict fake accepted every translated request
+        assert sent[4].body["stream"] is True and sent[4].body["tools"]
+        follow_up = sent[3].body["messages"]
+        assert follow_up[1]["content"][0]["type"] == "tool_use"
+        assert follow_up[2]["content"][0]["type"] == "tool_result"
+        assert follow_up[2]["content"][0]["tool_use_id"] == follow_up[1]["content"][0]["id"]
