@@ -32,6 +32,7 @@ from proxy.keys import KeyPool  # noqa: E402
 from proxy.providers.openai import OpenAIProvider  # noqa: E402
 from proxy.router import Router  # noqa: E402
 from proxy.schema import ChatRequest  # noqa: E402
+from proxy.server import tune_gc  # noqa: E402
 from proxy.transport import AiohttpClient  # noqa: E402
 from proxy.upstream import complete  # noqa: E402
 
@@ -84,6 +85,7 @@ async def main(n: int, concurrency: int, base: str | None) -> None:
         req = request()
         await router.complete(req, router.trace(req))
 
+    tune_gc()  # as the server does once it starts serving
     runs: dict[str, list[tuple[float, float]]] = {"plain": [], "router": []}
     for name, call in (("plain", plain), ("router", routed)) * 2:
         rps, cpu = await _drive(call, n, concurrency)
