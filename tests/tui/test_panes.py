@@ -219,3 +219,35 @@ async def test_tester_reports_an_unreachable_proxy(source: FakeSource) -> None:
         assert isinstance(tester, tester_screen.TesterScreen)
         assert "ConnectError" in text_of(tester, "#tester-result")
         assert tester.query_one("#tester-answer", Markdown).source == ""
+
+
+# The title bar Textual draws around every SVG screenshot (three dots and the title text).
+_WINDOW_CHROME = {(255, 95, 87), (254, 188, 46), (40, 200, 64), (197, 200, 198)}
+
+
+def _colours(svg: str) -> set[tuple[int, int, int]]:
+    """The distinct #rrggbb colours an exported screenshot uses."""
+    import re
+
+    return {
+        (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+        for h in re.findall(r"#([0-9a-fA-F]{6})\b", svg)
+    }
+
+
+async def test_no_color_renders_in_greys_and_keeps_health_in_words(
+    source: FakeSource, monkeypatch
+) -> None:
+    async with make_app(source).run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        plain_svg = pilot.app.export_screenshot()
+    assert {c for c in _colours(plain_svg) if len(set(c)) > 1} - _WINDOW_CHROME  # colour
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        svg = app.export_screenshot()
+        assert cell(app, "keys-table", "gpt-4o-2", "health") == "◔ cooling down 42s"
+    non_grey = {c for c in _colours(svg) if len(set(c)) > 1} - _WINDOW_CHROME
+    assert not non_grey, sorted(non_grey)[:5]
