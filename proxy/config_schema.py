@@ -83,8 +83,9 @@ class RouterSettings(_Section):
     tpm: int | None = Field(default=None, ge=0)
     redis_host: str | None = None
     redis_port: int | None = None
-    redis_password: str | None = None
-    redis_url: str | None = None
+    # Left out of repr (a password, or a URL that may hold one), so no log prints them.
+    redis_password: str | None = Field(default=None, repr=False)
+    redis_url: str | None = Field(default=None, repr=False)
     redis_namespace: str | None = None
     """Key prefix in Redis, so several clusters can share one server."""
 
@@ -94,7 +95,7 @@ class CacheParams(_Section):
     ttl: float = Field(default=3600.0, gt=0)
     host: str | None = None
     port: int | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
     namespace: str | None = None
     max_entries: int = Field(default=10_000, gt=0)
     max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

@@ -116,8 +116,8 @@ class UpstreamRequest:
 
     method: str
     url: str
-    headers: dict[str, str]
-    """Lower-case names."""
+    headers: dict[str, str] = field(repr=False)
+    """Lower-case names. Left out of repr: they carry the provider key."""
     content: bytes = b""
 
     def __post_init__(self) -> None:

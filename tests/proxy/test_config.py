@@ -443,3 +443,27 @@ def test_a_setting_whose_optional_package_is_missing_is_a_config_error() -> None
     with pytest.raises(ConfigError, match=r"pip install 'llmproxy-tui\[scale\]'"):
         require_package("no_such_package_for_llmproxy", "router_settings.redis_*")
     require_package("orjson", "anything")  # an installed package passes
+
+
+def test_no_secret_reaches_a_repr() -> None:
+    """Keys and passwords must not print through repr() (a log line, a traceback)."""
+    from proxy.config import build_config
+    from proxy.providers.openai import OpenAIProvider
+    from proxy.schema import ChatRequest
+
+    secrets = ("sk-provider-key-0123456789", "redis-pass-0123", "pw-in-url-0123",
+               "cache-pass-0123", "sk-master-key-0123456789")  # fmt: skip
+    config = build_config({
+        "model_list": [{"model_name": "g", "litellm_params": {"model": "openai/gpt-4o",
+                                                                "api_key": secrets[0]}}],
+        "router_settings": {"redis_password": secrets[1],
+                            "redis_url": f"redis://:{secrets[2]}@127.0.0.1:6379"},
+        "litellm_settings": {"cache": True, "cache_params": {"password": secrets[3]}},
+        "general_settings": {"master_key": secrets[4]},
+    })  # fmt: skip
+    request = OpenAIProvider().build_request(
+        ChatRequest(model="g", body={"messages": []}), config.deployments[0]
+    )
+    assert request.headers["authorization"] == f"Bearer {secrets[0]}"  # still sent upstream
+    printed = repr(config) + repr(request) + str(config.deployments)
+    assert not [s for s in secrets if s in printed]
