@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from proxy.cache import CachedAnswer, ResponseCache
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import ProxyError, UpstreamError
 from proxy.events import EventBus, RequestFinished, RequestStarted
-from proxy.pricing import PriceTable
-from proxy.router import Router, Trace, estimate_prompt_tokens
-from proxy.schema import ChatRequest, Chunk, Usage, text_preview
+from proxy.routing.attempt import OpenStream
+from proxy.routing.router import Router, Trace, estimate_prompt_tokens
+from proxy.schema import CacheControl, ChatRequest, Chunk, Usage, text_preview
 from proxy.sse import DONE, encode
+from proxy.store.cache import CachedAnswer, ResponseCache
+from proxy.store.pricing import PriceTable
 from proxy.stream_assembly import assemble, replay
-from proxy.upstream import OpenStream
 
 
 @dataclass
@@ -31,14 +31,6 @@ class Answer:
     headers: dict[str, str]
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
-
-
-@dataclass
-class CacheControl:
-    """The client's per-request cache wishes."""
-
-    no_cache: bool = False
-    ttl: float | None = None
 
 
 @dataclass

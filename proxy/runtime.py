@@ -15,25 +15,26 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from proxy.cache import ResponseCache
-from proxy.config import Config, Deployment, require_package
-from proxy.config_schema import CacheParams
+from proxy.config.loader import require_package
+from proxy.config.settings import CacheParams, RouterSettings
+from proxy.config.types import Config, Deployment
 from proxy.errors import BadRequest
 from proxy.events import CacheCleared, EventBus, RequestFinished, UsageStoreChanged
-from proxy.keys import KeyPool
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 from proxy.pipeline import Pipeline
-from proxy.pricing import PriceTable
-from proxy.probe import probe_deployment
-from proxy.providers.anthropic import AnthropicProvider
+from proxy.providers.anthropic.provider import AnthropicProvider
 from proxy.providers.base import Provider
 from proxy.providers.openai import OpenAIProvider
-from proxy.redis_link import RedisTarget
-from proxy.router import Router
-from proxy.shared_state import shared_state_for
-from proxy.transport import AiohttpClient
-from proxy.usage import UsageLedger
-from proxy.usage_store import UsageBackend
+from proxy.routing.keys import KeyPool
+from proxy.routing.probe import probe_deployment
+from proxy.routing.router import Router
+from proxy.routing.transport import AiohttpClient
+from proxy.scale.connection import RedisTarget
+from proxy.scale.state import LocalState, SharedState
+from proxy.store.cache import ResponseCache
+from proxy.store.pricing import PriceTable
+from proxy.store.usage import UsageLedger
+from proxy.store.usage_sqlite import UsageBackend
 
 log = logging.getLogger("llmproxy")
 VERSION = "0.1.0"
@@ -219,7 +220,7 @@ def _build_cache(config: Config) -> ResponseCache | None:
     if params.type != "redis":
         return ResponseCache(params)
     require_package("redis", "litellm_settings.cache_params.type: redis")
-    from proxy.cache_redis import RedisCacheStore
+    from proxy.store.cache_redis import RedisCacheStore
 
     return ResponseCache(
         params, shared=RedisCacheStore(_cache_target(config, params), params.namespace)
@@ -241,7 +242,7 @@ def _usage_backend(config: Config) -> UsageBackend | None:
     url = config.database_url.reveal() if config.database_url else None
     if url is None:
         return None
-    from proxy.usage_pg import PostgresBackend, is_postgres_url
+    from proxy.store.usage_postgres import PostgresBackend, is_postgres_url
 
     if is_postgres_url(url):
         require_package("asyncpg", "general_settings.database_url")
@@ -266,3 +267,18 @@ def _no_cache() -> dict[str, Any]:
         "cost_saved": 0.0,
         "history": [],
     }
+
+
+def shared_state_for(settings: RouterSettings) -> SharedState:
+    """Returns: RedisState when `redis_url`/`redis_host`/`redis_port` is set, else LocalState.
+    `router_settings.redis_namespace` (optional) separates clusters sharing one Redis."""
+    if not (settings.redis_url or settings.redis_host or settings.redis_port):
+        return LocalState()
+    require_package("redis", "router_settings.redis_*")
+    from proxy.scale.redis_state import RedisState
+
+    target = RedisTarget(
+        settings.redis_url, settings.redis_host, settings.redis_port, settings.redis_password
+    )
+    namespace = getattr(settings, "redis_namespace", None)  # a declared field, or an extra
+    return RedisState(target, namespace=str(namespace) if namespace else None)

@@ -137,3 +137,11 @@ def dumps(obj: Any) -> bytes:
 
 def text_preview(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class CacheControl:
+    """The client's per-request cache wishes."""
+
+    no_cache: bool = False
+    ttl: float | None = None

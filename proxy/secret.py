@@ -3,13 +3,9 @@ from any text that might echo them (an upstream error message, a log line)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from proxy.config import Config
-
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 
 class Secret:
@@ -57,10 +53,7 @@ def redact(value: str) -> str:
 class Scrubber:
     """Replaces every configured key (provider keys, the master key) with its redacted form."""
 
-    def __init__(self, config: Config) -> None:
-        secrets = [d.key for d in config.deployments if d.key is not None]
-        if config.master_key is not None:
-            secrets.append(config.master_key)
+    def __init__(self, secrets: Iterable[Secret]) -> None:
         pairs = {(s.reveal(), s.redacted) for s in secrets if len(s.reveal()) >= 8}
         self._pairs = sorted(pairs, key=lambda pair: -len(pair[0]))
 

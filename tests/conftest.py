@@ -23,9 +23,9 @@ import httpx
 import pytest
 import yaml
 
-from proxy.config import build_config
+from proxy.config.loader import build_config
+from proxy.http.server import ProxyServer
 from proxy.runtime import Runtime
-from proxy.server import ProxyServer
 from tests.fakes.upstream import FakeUpstream
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"

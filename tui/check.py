@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.config import Config
-from proxy.redis_link import RedisTarget, hide_password
+from proxy.config.types import Config
+from proxy.scale.connection import RedisTarget, hide_password
 
 
 def print_check(config: Config) -> None:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from proxy.config import Config, find_config, load_config, load_env_file
+from proxy.config.loader import find_config, load_config, load_env_file
+from proxy.config.types import Config
 from proxy.errors import ConfigError
 
 EXIT_OK, EXIT_CONFIG, EXIT_PORT = 0, 2, 3
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print_check(config)
         return EXIT_OK
-    from proxy.server import is_loopback
+    from proxy.http.server import is_loopback
 
     if not is_loopback(args.host) and config.master_key is None:
         print(
@@ -118,8 +119,8 @@ def _usage_db(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    from proxy.http.server import ProxyServer
     from proxy.runtime import Runtime
-    from proxy.server import ProxyServer
 
     try:
         _setup_logging(args, stream=args.no_tui)
@@ -147,7 +148,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def _run_headless(server: object, config: Config) -> int:
-    from proxy.server import ProxyServer
+    from proxy.http.server import ProxyServer
 
     assert isinstance(server, ProxyServer)
     for warning in config.warnings:

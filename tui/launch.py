@@ -16,8 +16,8 @@ from tui.app import DashboardApp
 from tui.source import LocalSource, RemoteSource
 
 if TYPE_CHECKING:
+    from proxy.http.server import ProxyServer
     from proxy.runtime import Runtime
-    from proxy.server import ProxyServer
 
 EXIT_OK, EXIT_PORT = 0, 3
 START_TIMEOUT = 30.0

@@ -14,10 +14,10 @@ import httpx
 from textual.pilot import Pilot
 from textual.widgets import Select, TextArea
 
-from proxy.config import DEMO_CONFIG, load_config
+from proxy.config.loader import DEMO_CONFIG, load_config
 from proxy.events import BusLogHandler
+from proxy.http.server import ProxyServer
 from proxy.runtime import Runtime
-from proxy.server import ProxyServer
 from tui.launch import LocalDashboardApp
 from tui.screens.tester import TesterScreen
 

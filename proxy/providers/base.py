@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, UpstreamRequest
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.schema import ChatRequest, ChatResponse, Chunk, Usage, text_preview
 
 DEFAULT_REPLY = "This is a mock response from llmproxy-tui."

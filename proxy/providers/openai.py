@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.schema import (
     ChatRequest,

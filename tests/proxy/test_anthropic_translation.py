@@ -10,9 +10,9 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import BadRequest, NotImplementedByProvider, UpstreamError
-from proxy.providers.anthropic import AnthropicProvider
+from proxy.providers.anthropic.provider import AnthropicProvider
 from proxy.schema import ChatRequest, Chunk, SSEEvent
 from proxy.secret import Secret
 from proxy.sse import SSEDecoder

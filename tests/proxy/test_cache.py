@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.cache import CachedAnswer, ResponseCache, entry_size
-from proxy.config_schema import CacheParams
+from proxy.config.settings import CacheParams
 from proxy.schema import ChatRequest, Usage
+from proxy.store.cache import CachedAnswer, ResponseCache, entry_size
 
 
 class Clock:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.config import DEMO_CONFIG, build_config, find_config, load_config, load_env_file
+from proxy.config.loader import DEMO_CONFIG, build_config, find_config, load_config, load_env_file
 from proxy.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -437,7 +437,7 @@ def test_empty_model_list_warns() -> None:
 
 
 def test_a_setting_whose_optional_package_is_missing_is_a_config_error() -> None:
-    from proxy.config import require_package
+    from proxy.config.loader import require_package
     from proxy.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"pip install 'llmproxy-tui\[scale\]'"):
@@ -447,7 +447,7 @@ def test_a_setting_whose_optional_package_is_missing_is_a_config_error() -> None
 
 def test_no_secret_reaches_a_repr() -> None:
     """Keys and passwords must not print through repr() (a log line, a traceback)."""
-    from proxy.config import build_config
+    from proxy.config.loader import build_config
     from proxy.providers.openai import OpenAIProvider
     from proxy.schema import ChatRequest
 

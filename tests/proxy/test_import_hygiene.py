@@ -34,7 +34,8 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_proxy_modules_do_not_import_textual(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import proxy.app, proxy.server, proxy.runtime, proxy.admin, proxy.config\n"
+        "import proxy.http.app, proxy.http.server, proxy.runtime\n"
+        "import proxy.http.admin, proxy.config.loader\n"
         f"{NO_TEXTUAL}\n"
         "assert not [m for m in sys.modules if m == 'tui' or m.startswith('tui.')]\n"
     )
@@ -105,5 +106,5 @@ def test_headless_server_does_not_import_textual(tmp_path: Path) -> None:
         for line in log.read_text().splitlines()
         if line.startswith("import time:")
     ]
-    assert "proxy.server" in imported  # the trace is real
+    assert "proxy.http.server" in imported  # the trace is real
     assert not [m for m in imported if m == "textual" or m.startswith("textual.")]

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.events import RequestFinished
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 
 
 def event(**kw) -> RequestFinished:

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
-from proxy.config import build_config
-from proxy.providers.catalog import PROVIDERS
+from proxy.config.catalog import PROVIDERS
+from proxy.config.loader import build_config
 from tests.conftest import MASTER_KEY, openai_deployment
 from tests.fakes.upstream import drop, error, reply, stream_cut, stream_error_first
 

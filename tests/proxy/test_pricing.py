@@ -8,9 +8,9 @@ from dataclasses import replace
 import genai_prices
 import pytest
 
-from proxy.config import Deployment
-from proxy.pricing import PriceTable
+from proxy.config.types import Deployment
 from proxy.schema import Usage
+from proxy.store.pricing import PriceTable
 
 
 def dep(provider: str, model: str, **kw) -> Deployment:

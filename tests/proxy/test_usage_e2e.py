@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import yaml
 
-from proxy import usage_store
 from proxy.events import RequestFinished
+from proxy.store import usage_sqlite as usage_store
 from tests.conftest import MASTER_KEY, openai_deployment
 from tests.fakes.upstream import reply
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from proxy.events import RequestFinished
-from proxy.usage import UsageLedger
-from proxy.usage_store import SCHEMA_VERSION
+from proxy.store.usage import UsageLedger
+from proxy.store.usage_sqlite import SCHEMA_VERSION
 
 NOW = 1_750_003_600.0  # 2025-06-15T16:06:40Z
 DAY = 86400.0

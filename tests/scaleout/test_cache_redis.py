@@ -7,11 +7,11 @@ import asyncio
 
 import redis
 
-from proxy.cache import CachedAnswer, ResponseCache
-from proxy.cache_redis import RedisCacheStore, decode, encode
-from proxy.config_schema import CacheParams
-from proxy.redis_link import RedisTarget
+from proxy.config.settings import CacheParams
+from proxy.scale.connection import RedisTarget
 from proxy.schema import Usage
+from proxy.store.cache import CachedAnswer, ResponseCache
+from proxy.store.cache_redis import RedisCacheStore, decode, encode
 from tests.conftest import free_port
 from tests.scaleout.conftest import REDIS_HOST, REDIS_PORT, RedisServer
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 
-from proxy.config_schema import RouterSettings
-from proxy.redis_link import RedisTarget
-from proxy.shared_state import LocalState, LocalStats, RemoteStats, shared_state_for
-from proxy.state_redis import RedisState
+from proxy.config.settings import RouterSettings
+from proxy.runtime import shared_state_for
+from proxy.scale.connection import RedisTarget
+from proxy.scale.redis_state import RedisState
+from proxy.scale.state import LocalState, LocalStats, RemoteStats
 from tests.conftest import free_port
 from tests.scaleout.conftest import REDIS_HOST, REDIS_PORT, RedisServer, wait_until
 

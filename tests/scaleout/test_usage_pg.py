@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 
 from proxy.events import RequestFinished
-from proxy.usage import UsageLedger
-from proxy.usage_pg import SCHEMA_VERSION, PostgresBackend, is_postgres_url
-from proxy.usage_store import COLUMNS
+from proxy.store.usage import UsageLedger
+from proxy.store.usage_postgres import SCHEMA_VERSION, PostgresBackend, is_postgres_url
+from proxy.store.usage_sqlite import COLUMNS
 from tests.conftest import free_port
 from tests.scaleout.conftest import _admin
 

@@ -298,9 +298,9 @@ def mock_config(tmp_path, upstream_base: str | None = None) -> dict[str, Any]:
 
 def local_app(config: dict[str, Any], tmp_path, **kwargs: Any):
     """A LocalDashboardApp around a real Runtime and ProxyServer on a free port."""
-    from proxy.config import build_config
+    from proxy.config.loader import build_config
+    from proxy.http.server import ProxyServer
     from proxy.runtime import Runtime
-    from proxy.server import ProxyServer
     from tui.launch import LocalDashboardApp
 
     runtime = Runtime(build_config(config), usage_db=tmp_path / "usage.db")

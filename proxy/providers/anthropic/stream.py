@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
-from proxy.providers.anthropic_errors import stream_error
-from proxy.providers.anthropic_request import JSON_TOOL
-from proxy.providers.anthropic_response import finish_reason, usage_from, usage_json
+from proxy.providers.anthropic.errors import stream_error
+from proxy.providers.anthropic.request import JSON_TOOL
+from proxy.providers.anthropic.response import finish_reason, usage_from, usage_json
 from proxy.schema import Chunk, SSEEvent
 
 

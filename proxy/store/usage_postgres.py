@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 
 from proxy.events import RequestFinished
-from proxy.redis_link import hide_password
-from proxy.usage_store import COLUMNS, as_row
+from proxy.scale.connection import hide_password
+from proxy.store.usage_sqlite import COLUMNS, as_row
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 3.0

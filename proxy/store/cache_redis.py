@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from proxy.cache import CachedAnswer
-from proxy.redis_link import Health, RedisTarget
+from proxy.scale.connection import Health, RedisTarget
 from proxy.schema import Usage
+from proxy.store.cache import CachedAnswer
 
 OP_TIMEOUT = 0.1
 """Bound of one get or put; beyond it the lookup is a miss (or the answer is not stored)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 
 # A streamed `error` event carries only Anthropic's error type; this is its HTTP status.

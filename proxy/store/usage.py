@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from proxy import usage_store
 from proxy.events import RequestFinished
-from proxy.usage_rollup import LatencySample, SliceKey, Sums, rollup
-from proxy.usage_store import SqliteBackend, UsageBackend
+from proxy.store import usage_sqlite as usage_store
+from proxy.store.rollups import LatencySample, SliceKey, Sums, rollup
+from proxy.store.usage_sqlite import SqliteBackend, UsageBackend
 
 BATCH = 500
 """Rows that wake the writer early; also the most rows written per transaction (x10)."""

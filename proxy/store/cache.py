@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from proxy.config_schema import CacheParams
+from proxy.config.settings import CacheParams
 from proxy.schema import ChatRequest, Usage
 
 # Body fields that never change the answer: streaming is replayed from the whole answer, and

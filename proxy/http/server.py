@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from proxy.app import create_app
+from proxy.http.app import create_app
 from proxy.runtime import Runtime
 
 log = logging.getLogger("llmproxy")

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest
-from proxy.providers.anthropic_messages import Block, Turn, convert_messages
+from proxy.providers.anthropic.messages import Block, Turn, convert_messages
 
 JSON_TOOL = "json_output"
 """The forced tool that carries a `response_format` JSON answer."""

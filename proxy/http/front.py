@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
+from proxy.endpoints.openai_chat import parse_request
 from proxy.errors import AuthError, BadRequest, ProxyError
-from proxy.pipeline import Answer, CacheControl
-from proxy.request_body import parse_request
+from proxy.pipeline import Answer
 from proxy.runtime import Runtime
+from proxy.schema import CacheControl
 from proxy.secret import Scrubber, Secret
 
 log = logging.getLogger("llmproxy")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import NotImplementedByProvider, UpstreamError
-from proxy.providers import anthropic_errors, anthropic_response
-from proxy.providers.anthropic_request import build_body
-from proxy.providers.anthropic_stream import AnthropicStreamDecoder
+from proxy.providers.anthropic import errors as anthropic_errors
+from proxy.providers.anthropic import response as anthropic_response
+from proxy.providers.anthropic.request import build_body
+from proxy.providers.anthropic.stream import AnthropicStreamDecoder
 from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
 
 DEFAULT_VERSION = "2023-06-01"

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from proxy.config import Deployment
-from proxy.config_schema import RouterSettings
+from proxy.config.settings import RouterSettings
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
-from proxy.shared_state import LocalState, LocalStats, SharedState
+from proxy.scale.state import LocalState, LocalStats, SharedState
 
 WINDOW = 60.0
 """rpm/tpm and allowed_fails are counted over a sliding minute."""

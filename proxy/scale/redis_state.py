@@ -23,8 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from proxy.redis_link import Health, RedisTarget, prefix_for
-from proxy.shared_state import NO_REMOTE, PoolView, RemoteStats
+from proxy.scale.connection import Health, RedisTarget, prefix_for
+from proxy.scale.state import NO_REMOTE, PoolView, RemoteStats
 
 log = logging.getLogger("llmproxy")
 

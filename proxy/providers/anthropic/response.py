@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
-from proxy.providers.anthropic_request import JSON_TOOL
+from proxy.providers.anthropic.request import JSON_TOOL
 from proxy.schema import ChatResponse, Usage, text_preview
 
 _FINISH = {

@@ -18,9 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from proxy.admin import add_admin_routes
 from proxy.errors import BadRequest, ProxyError
-from proxy.hot_path import ASGIApp, OpenAIRoutes, master_key_check
+from proxy.http.admin import add_admin_routes
+from proxy.http.front import ASGIApp, OpenAIRoutes, master_key_check
 from proxy.runtime import Runtime
 from proxy.secret import Scrubber
 
@@ -44,7 +44,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
             await runtime.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    scrubber = Scrubber(runtime.config)
+    scrubber = Scrubber(runtime.config.secrets)
     _add_error_handlers(app, scrubber)
     check_headers = master_key_check(runtime.config.master_key)
 

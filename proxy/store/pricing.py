@@ -15,7 +15,7 @@ from typing import Any
 
 from genai_prices import data_snapshot, types
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.schema import Usage
 
 # Our provider names (LiteLLM's) -> genai-prices provider ids. Absent: no known price.

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.providers import mock
 from proxy.providers.base import Provider, StreamDecoder
+from proxy.routing.transport import UpstreamClient, UpstreamResponse
 from proxy.schema import ChatRequest, ChatResponse, Chunk
 from proxy.sse import SSEDecoder
-from proxy.transport import UpstreamClient, UpstreamResponse
 
 
 @dataclass

@@ -7,9 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from proxy.config import require_package
-from proxy.config_schema import RouterSettings
-
 
 @dataclass(frozen=True)
 class LocalStats:
@@ -102,19 +99,3 @@ class LocalState:
     def status(self) -> dict[str, Any]:
         """Returns: the `server.redis` object of the state document."""
         return {"configured": False, "ok": True, "error": None}
-
-
-def shared_state_for(settings: RouterSettings) -> SharedState:
-    """Returns: RedisState when `redis_url`/`redis_host`/`redis_port` is set, else LocalState.
-    `router_settings.redis_namespace` (optional) separates clusters sharing one Redis."""
-    if not (settings.redis_url or settings.redis_host or settings.redis_port):
-        return LocalState()
-    require_package("redis", "router_settings.redis_*")
-    from proxy.redis_link import RedisTarget
-    from proxy.state_redis import RedisState
-
-    target = RedisTarget(
-        settings.redis_url, settings.redis_host, settings.redis_port, settings.redis_password
-    )
-    namespace = getattr(settings, "redis_namespace", None)  # a declared field, or an extra
-    return RedisState(target, namespace=str(namespace) if namespace else None)

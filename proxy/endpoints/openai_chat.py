@@ -12,8 +12,7 @@ from typing import Any, cast
 import orjson
 
 from proxy.errors import BadRequest
-from proxy.pipeline import CacheControl
-from proxy.schema import ChatRequest, Kind
+from proxy.schema import CacheControl, ChatRequest, Kind
 
 IGNORED = ("api_key", "api_base", "base_url", "cache", "mock_response")
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})

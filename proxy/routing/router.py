@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from proxy.config import Config, Deployment
+from proxy.config.types import Config, Deployment
 from proxy.errors import (
     AllTargetsFailed,
     Attempt,
@@ -24,11 +24,11 @@ from proxy.errors import (
     UnknownModel,
     UpstreamError,
 )
-from proxy.keys import DeploymentState, KeyPool
 from proxy.providers.base import Provider
+from proxy.routing.attempt import OpenStream, complete, open_stream
+from proxy.routing.keys import DeploymentState, KeyPool
+from proxy.routing.transport import UpstreamClient
 from proxy.schema import ChatRequest, ChatResponse
-from proxy.transport import UpstreamClient
-from proxy.upstream import OpenStream, complete, open_stream
 
 T = TypeVar("T")
 MAX_GROUPS = 6

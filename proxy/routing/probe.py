@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from proxy.config import Deployment
+from proxy.config.types import Deployment
 from proxy.providers.base import Provider
+from proxy.routing.transport import UpstreamClient
 from proxy.schema import UpstreamRequest
-from proxy.transport import UpstreamClient
 
 PROBE_TIMEOUT = 10.0
 

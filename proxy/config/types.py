@@ -1,0 +1,100 @@
+"""The resolved configuration the proxy is built from: `Config` and its `Deployment`s.
+
+Providers, the router and the stores import these types; the YAML reading lives in
+`proxy/config/loader.py`, so nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy.config.settings import CacheParams, LitellmSettings, RouterSettings
+from proxy.secret import Secret
+
+DEFAULT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One model_list entry, resolved: where to send, with which key, under which limits."""
+
+    id: str
+    group: str
+    provider: str
+    wire: str
+    model: str
+    """The name the upstream is called with (provider prefix stripped; `*` for wildcards)."""
+    api_base: str
+    key: Secret | None
+    key_env: str | None
+    """The variable the key came from, for messages (never the key itself)."""
+    disabled_reason: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = DEFAULT_TIMEOUT
+    max_retries: int | None = None
+    weight: float = 1.0
+    order: int = 1
+    mock_response: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    cache_read_cost_per_token: float | None = None
+    cache_write_cost_per_token: float | None = None
+    max_input_tokens: int | None = None
+
+    @property
+    def wildcard(self) -> bool:
+        return self.group.endswith("*")
+
+    def upstream_model(self, requested: str) -> str:
+        """Returns the model name to send upstream for a request naming `requested`.
+
+        For a wildcard group (`openrouter/*` with model `*`), the rest of the requested name
+        fills the `*`: `openrouter/anthropic/claude-3` sends `anthropic/claude-3`.
+        """
+        if "*" not in self.model:
+            return self.model
+        prefix = self.group.split("*", 1)[0]
+        rest = requested[len(prefix) :] if requested.startswith(prefix) else requested
+        return self.model.replace("*", rest, 1)
+
+    @property
+    def key_redacted(self) -> str:
+        return self.key.redacted if self.key else "-"
+
+
+@dataclass(frozen=True)
+class Config:
+    deployments: tuple[Deployment, ...]
+    router: RouterSettings
+    litellm: LitellmSettings
+    master_key: Secret | None
+    database_url: Secret | None
+    usage_retention_days: int
+    num_retries: int
+    fallbacks: Mapping[str, tuple[str, ...]]
+    context_window_fallbacks: Mapping[str, tuple[str, ...]]
+    warnings: tuple[str, ...] = ()
+    path: Path | None = None
+    demo: bool = False
+
+    @property
+    def groups(self) -> dict[str, list[Deployment]]:
+        out: dict[str, list[Deployment]] = {}
+        for dep in self.deployments:
+            out.setdefault(dep.group, []).append(dep)
+        return out
+
+    @property
+    def secrets(self) -> list[Secret]:
+        """Every key the config holds (provider keys, the master key), for scrubbing text."""
+        keys = [d.key for d in self.deployments if d.key is not None]
+        return keys if self.master_key is None else [*keys, self.master_key]
+
+    @property
+    def cache(self) -> CacheParams | None:
+        return self.litellm.cache_params if self.litellm.cache else None

@@ -1,0 +1,1 @@
+"""Several instances acting as one: routing state shared through Redis."""
