@@ -74,7 +74,7 @@ def main(n: int) -> None:
 
         def whole() -> None:
             for e in events:
-                runtime.finish(e)
+                runtime.activity.finish(e)
             runtime.ledger.flush(120)
 
         parts = [("building the event", build), ("event bus publish", bus),

@@ -46,6 +46,8 @@ class _Outcome:
     preview: str = ""
     cost_saved: float | None = None
     chunks: list[bytes] = field(default_factory=list)
+    keep_chunks: bool = False
+    """Keep the streamed chunks: only when the whole answer will be cached."""
 
 
 class Pipeline:
@@ -103,13 +105,12 @@ class Pipeline:
             self._report(req, out, started_wall)
             raise
         if req.stream:
+            out.keep_chunks = bool(key) and not ctl.no_cache
             return Answer(
                 self._headers(req, out, opened.dep),
                 stream=self._relay(req, out, opened, key, ctl, started_wall),
             )
         out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
-        if resp.usage is not None:
-            self.router.pool.add_tokens(self.router.pool.states[dep.id], resp.usage.total_tokens)
         out.cost = self._cost(req, dep, resp.usage) if resp.usage else None
         if key and not ctl.no_cache and self.cache is not None:
             await self.cache.put(
@@ -207,15 +208,16 @@ class Pipeline:
             yield DONE
         finally:
             await opened.close()
-            state = self.router.pool.states[dep.id]
-            if failed is not None:
-                self.router.pool.fail(state, failed)
-            else:
-                self.router.pool.release(state)
-            await self._end_stream(req, out, dep, text, complete, key, ctl, started_wall)
+            self._settle_usage(req, out, text)
+            opened.end(failed, out.usage)
+            await self._end_stream(req, out, dep, complete, key, ctl, started_wall)
 
     def _take(self, req: ChatRequest, out: _Outcome, batch: list[Chunk], text: list[str]) -> bytes:
-        """Notes usage, time to first token and text; returns the SSE bytes to send."""
+        """Notes usage, time to first token and text; returns the SSE bytes to send.
+
+        The chunks themselves are kept only when the whole answer will be cached.
+        """
+        keep = out.keep_chunks
         pieces: list[bytes] = []
         for chunk in batch:
             if chunk.usage is not None:
@@ -226,29 +228,35 @@ class Pipeline:
                 text.append(chunk.text)
             if chunk.data is None:
                 continue
-            out.chunks.append(chunk.data)
+            if keep:
+                out.chunks.append(chunk.data)
             if not chunk.usage_only or req.include_usage:
                 pieces.append(b"data: " + chunk.data + b"\n\n")
         return b"".join(pieces)
+
+    @staticmethod
+    def _settle_usage(req: ChatRequest, out: _Outcome, text: list[str]) -> None:
+        """Sets the preview, and an estimate (4 characters a token) when upstream sent no usage."""
+        whole = "".join(text)
+        out.preview = text_preview(whole)
+        if out.usage is None:
+            prompt = estimate_prompt_tokens(req)
+            chars = _answer_chars(out.chunks) if out.chunks else len(whole)
+            completion = max(1, chars // 4)
+            out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
 
     async def _end_stream(
         self,
         req: ChatRequest,
         out: _Outcome,
         dep: Deployment,
-        text: list[str],
         complete: bool,
         key: str,
         ctl: CacheControl,
         started_wall: float,
     ) -> None:
-        out.preview = text_preview("".join(text))
-        if out.usage is None:
-            prompt = estimate_prompt_tokens(req)
-            completion = max(1, _answer_chars(out.chunks) // 4)
-            out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
+        assert out.usage is not None
         out.cost = self._cost(req, dep, out.usage)
-        self.router.pool.add_tokens(self.router.pool.states[dep.id], out.usage.total_tokens)
         if complete and key and not ctl.no_cache and self.cache is not None:
             answer = CachedAnswer(
                 assemble(out.chunks), out.usage, out.cost, dep.id, dep.provider, out.preview

@@ -1,8 +1,6 @@
-"""Runtime: builds and owns the proxy's parts (bus, key pool, router, cache, usage, metrics,
-and the Redis / PostgreSQL links that let several instances act as one).
-
-One Runtime per server. Its `finish()` is where every request ends up exactly once: the event
-bus, the usage ledger, the metrics and the recent-requests list, all without blocking.
+"""Runtime: wiring only. Builds the proxy's parts (bus, key pool, router, cache, usage,
+metrics, the state document, admin actions and the Redis / PostgreSQL links that let several
+instances act as one) and hands them to each other. One Runtime per server.
 """
 
 from __future__ import annotations
@@ -11,34 +9,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any
 
 from proxy.config.loader import require_package
 from proxy.config.settings import CacheParams, RouterSettings
 from proxy.config.types import Config, Deployment
-from proxy.errors import BadRequest
-from proxy.events import CacheCleared, EventBus, RequestFinished, UsageStoreChanged
+from proxy.events import EventBus, UsageStoreChanged
+from proxy.observe.actions import AdminActions
+from proxy.observe.activity import Activity
 from proxy.observe.metrics import Metrics
+from proxy.observe.state import ServerInfo, StateDocument
 from proxy.pipeline import Pipeline
 from proxy.providers.anthropic.provider import AnthropicProvider
 from proxy.providers.base import Provider
 from proxy.providers.openai import OpenAIProvider
 from proxy.routing.keys import KeyPool
-from proxy.routing.probe import probe_deployment
 from proxy.routing.router import Router
 from proxy.routing.transport import AiohttpClient
 from proxy.scale.connection import RedisTarget
 from proxy.scale.state import LocalState, SharedState
+from proxy.schema import Usage
 from proxy.store.cache import ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.store.usage import UsageLedger
 from proxy.store.usage_sqlite import UsageBackend
 
 log = logging.getLogger("llmproxy")
-VERSION = "0.1.0"
-RECENT = 200
 REDIS_START_WAIT = 1.0
 """At start, how long to wait for Redis before serving on local state (it keeps trying)."""
 
@@ -48,7 +44,7 @@ class Runtime:
 
     def __init__(self, config: Config, *, usage_db: Path | None = None, listen: str = "") -> None:
         self.config = config
-        self.listen = listen
+        self.info = ServerInfo(listen)
         self.bus = EventBus()
         self.prices = PriceTable()
         self.shared = shared_state_for(config.router)
@@ -67,25 +63,55 @@ class Runtime:
             "openai": OpenAIProvider(),
             "anthropic": AnthropicProvider(),
         }
-        self.recent: deque[RequestFinished] = deque(maxlen=RECENT)
-        self.started_at = time.time()
-        self.requests_total = 0
-        self._finished_at: deque[float] = deque(maxlen=100_000)
+        self.activity = Activity(self.bus, self.ledger, self.metrics)
+        self.state = StateDocument(
+            config,
+            self.info,
+            pool=self.pool,
+            cache=self.cache,
+            ledger=self.ledger,
+            activity=self.activity,
+            metrics=self.metrics,
+            bus=self.bus,
+            shared=self.shared,
+        )
         self.client: AiohttpClient | None = None
+        self.actions = AdminActions(
+            self.pool, self.cache, self.bus, self.providers, lambda: self.client
+        )
         self.pipeline: Pipeline | None = None
-        self.draining = False
+
+    @property
+    def listen(self) -> str:
+        return self.info.listen
+
+    @listen.setter
+    def listen(self, value: str) -> None:
+        self.info.listen = value
+
+    @property
+    def draining(self) -> bool:
+        return self.info.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.info.draining = value
+
+    @property
+    def started_at(self) -> float:
+        return self.info.started_at
 
     async def start(self) -> None:
         """Opens the shared HTTP client and the usage store; call on the serving loop."""
         self.client = AiohttpClient()
         router = Router(self.config, self.pool, self.client, self.providers)
-        self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.finish)
+        self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.activity.finish)
         await asyncio.to_thread(self.ledger.start)
         await self.shared.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(REDIS_START_WAIT):
                 await self.shared.wait_live()
-        self.started_at = time.time()
+        self.info.started_at = time.time()
 
     async def close(self) -> None:
         """Closes the client and the Redis links, and flushes every usage row still pending."""
@@ -96,121 +122,14 @@ class Runtime:
             await self.cache.shared.close()
         await asyncio.to_thread(self.ledger.close)
 
-    def finish(self, ev: RequestFinished) -> None:
-        """Reports one finished request everywhere; O(1), never raises."""
-        self.requests_total += 1
-        self._finished_at.append(time.monotonic())
-        self.recent.append(ev)
-        self.bus.publish(ev)
-        self.ledger.record(ev)
-        try:
-            self.metrics.observe(ev)
-        except Exception:  # noqa: BLE001 - metrics must never fail a request
-            log.exception("metrics update failed")
-
     def _usage_state(self, ok: bool, error: str | None) -> None:
         if not ok:
             log.warning("usage store failing: %s", error)
         self.bus.publish(UsageStoreChanged(ok, error))
 
-    def _redis_status(self) -> dict[str, Any]:
-        """The `server.redis` object: one verdict over the router state and the cache's Redis."""
-        state = self.shared.status()
-        store = self.cache.shared if self.cache is not None else None
-        cache = store.status() if store is not None else {"configured": False, "ok": True}
-        parts = [p for p in (state, cache) if p["configured"]]
-        return {
-            "configured": bool(parts),
-            "ok": all(p["ok"] for p in parts),
-            "error": next((p["error"] for p in parts if not p["ok"]), None),
-            "state": state,
-            "cache": cache,
-        }
-
     def _unit_price(self, dep: Deployment) -> float | None:
-        from proxy.schema import Usage
-
+        """What a million tokens in and out cost on `dep` (for cost-based routing)."""
         return self.prices.cost(dep, Usage(1_000_000, 1_000_000, 2_000_000))
-
-    def requests_per_second(self, window: float = 10.0) -> float:
-        edge = time.monotonic() - window
-        q = self._finished_at
-        n = 0
-        for t in reversed(q):
-            if t < edge:
-                break
-            n += 1
-        return round(n / window, 2)
-
-    async def snapshot(self) -> dict[str, Any]:
-        """Returns the state document of docs/internals.md."""
-        usage = await asyncio.to_thread(self.ledger.snapshot)
-        deployments = self.pool.snapshot()
-        self.metrics.set_deployments(deployments)
-        self.metrics.set_dropped_events(self.bus.dropped)
-        cfg = self.config
-        shared = self.ledger.backend.shared
-        groups = [
-            {
-                "name": name,
-                "deployments": [d.id for d in deps],
-                "fallbacks": list(cfg.fallbacks.get(name, ())),
-            }
-            for name, deps in cfg.groups.items()
-        ]
-        return {
-            "server": {
-                "version": VERSION,
-                "listen": self.listen,
-                "started_at": self.started_at,
-                "uptime_s": round(time.time() - self.started_at, 1),
-                "config_path": str(cfg.path) if cfg.path and not cfg.demo else None,
-                "demo": cfg.demo,
-                "requests_total": self.requests_total,
-                "requests_per_s": self.requests_per_second(),
-                "in_flight": sum(d["in_flight"] for d in deployments),
-                "usage_store": {
-                    "ok": self.ledger.ok,
-                    "error": self.ledger.error,
-                    "path": self.ledger.backend.describe() if self.ledger.path or shared else None,
-                    "kind": "postgres" if shared else "sqlite",
-                    "shared": shared,
-                    "pending": self.ledger.pending,
-                },
-                "redis": self._redis_status(),
-                "warnings": list(cfg.warnings),
-                "events_dropped": self.bus.dropped,
-            },
-            "deployments": deployments,
-            "groups": groups,
-            "cache": self.cache.snapshot() if self.cache else _no_cache(),
-            "usage": usage,
-            "recent": [ev.as_dict() for ev in list(self.recent)],
-        }
-
-    async def action(self, name: str, deployment: str | None = None) -> dict[str, Any]:
-        """Runs a dashboard action (docs/internals.md).
-
-        Raises:
-            BadRequest: unknown action or deployment id.
-        """
-        if name == "clear_cache":
-            cleared = await self.cache.aclear() if self.cache else 0
-            self.bus.publish(CacheCleared(cleared))
-            return {"cleared": cleared}
-        if deployment not in self.pool.states:
-            raise BadRequest(f"unknown deployment id '{deployment}'", param="deployment")
-        if name == "reset":
-            self.pool.reset(deployment)
-        elif name in ("disable", "enable"):
-            self.pool.set_disabled(deployment, name == "disable")
-        elif name == "probe":
-            assert self.client is not None
-            dep = self.pool.states[deployment].dep
-            return await probe_deployment(self.client, self.providers.get(dep.wire), dep)
-        else:
-            raise BadRequest(f"unknown action '{name}'", param="action")
-        return {"ok": True}
 
 
 def _build_cache(config: Config) -> ResponseCache | None:
@@ -249,24 +168,6 @@ def _usage_backend(config: Config) -> UsageBackend | None:
         return PostgresBackend(url)
     log.warning("general_settings.database_url: only postgresql:// URLs are served; using SQLite")
     return None
-
-
-def _no_cache() -> dict[str, Any]:
-    return {
-        "enabled": False,
-        "type": None,
-        "entries": 0,
-        "bytes": 0,
-        "max_entries": 0,
-        "max_bytes": 0,
-        "hits": 0,
-        "misses": 0,
-        "hit_rate": None,
-        "hit_rate_5m": None,
-        "tokens_saved": 0,
-        "cost_saved": 0.0,
-        "history": [],
-    }
 
 
 def shared_state_for(settings: RouterSettings) -> SharedState:

@@ -75,6 +75,14 @@ class _Bus(Protocol):
     def unsubscribe(self, sub: Any) -> None: ...
 
 
+class _StateDocument(Protocol):
+    def snapshot(self) -> Coroutine[Any, Any, dict[str, Any]]: ...
+
+
+class _Actions(Protocol):
+    def run(self, name: str, deployment: str | None) -> Coroutine[Any, Any, dict[str, Any]]: ...
+
+
 class _Runtime(Protocol):
     """The part of `proxy.runtime.Runtime` the dashboard uses."""
 
@@ -82,8 +90,10 @@ class _Runtime(Protocol):
     def bus(self) -> Any: ...
     @property
     def config(self) -> Any: ...
-    def snapshot(self) -> Coroutine[Any, Any, dict[str, Any]]: ...
-    def action(self, name: str, deployment: str | None) -> Coroutine[Any, Any, dict[str, Any]]: ...
+    @property
+    def state(self) -> _StateDocument: ...
+    @property
+    def actions(self) -> _Actions: ...
 
 
 class _Server(Protocol):
@@ -102,7 +112,7 @@ def _client_url(listen: str) -> str:
 
 
 class LocalSource:
-    """Reads the in-process proxy: its bus for events, `runtime.snapshot()` on its loop."""
+    """Reads the in-process proxy: its bus for events, `runtime.state.snapshot()` on its loop."""
 
     def __init__(self, server: _Server, runtime: _Runtime, *, interval: float = 1.0) -> None:
         self.server = server
@@ -158,7 +168,7 @@ class LocalSource:
         return await asyncio.wrap_future(self.server.submit(make()))
 
     async def refresh(self) -> None:
-        self._snapshot = await self._on_proxy(self.runtime.snapshot)
+        self._snapshot = await self._on_proxy(self.runtime.state.snapshot)
         self.error = None
 
     def snapshot(self) -> dict[str, Any] | None:
@@ -177,7 +187,7 @@ class LocalSource:
         return [event.as_dict() for event in events]
 
     async def action(self, name: str, deployment: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._on_proxy(lambda: self.runtime.action(name, deployment))
+        result: dict[str, Any] = await self._on_proxy(lambda: self.runtime.actions.run(name, deployment))
         return result
 
 

@@ -29,7 +29,7 @@ def add_admin_routes(app: FastAPI, runtime: Runtime, check: Callable[[Request], 
 
     async def state(request: Request) -> Response:
         check(request)
-        return Response(orjson.dumps(await runtime.snapshot()), media_type="application/json")
+        return Response(orjson.dumps(await runtime.state.snapshot()), media_type="application/json")
 
     async def events(request: Request) -> Response:
         check(request)
@@ -50,7 +50,7 @@ def add_admin_routes(app: FastAPI, runtime: Runtime, check: Callable[[Request], 
         deployment = body.get("deployment")
         if deployment is not None and not isinstance(deployment, str):
             raise BadRequest("'deployment' must be a deployment id.", param="deployment")
-        result = await runtime.action(body["action"], deployment)
+        result = await runtime.actions.run(body["action"], deployment)
         return Response(orjson.dumps(result), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
@@ -73,7 +73,7 @@ def _sse(event: str, data: Any) -> bytes:
 async def _event_stream(runtime: Runtime, request: Request) -> AsyncIterator[bytes]:
     sub = runtime.bus.subscribe(maxlen=5_000)
     try:
-        yield _sse("snapshot", await runtime.snapshot())
+        yield _sse("snapshot", await runtime.state.snapshot())
         last_sent = time.monotonic()
         while not runtime.draining:
             await asyncio.sleep(BATCH_INTERVAL)

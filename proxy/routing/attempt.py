@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,7 +19,7 @@ from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.providers import mock
 from proxy.providers.base import Provider, StreamDecoder
 from proxy.routing.transport import UpstreamClient, UpstreamResponse
-from proxy.schema import ChatRequest, ChatResponse, Chunk
+from proxy.schema import ChatRequest, ChatResponse, Chunk, Usage
 from proxy.sse import SSEDecoder
 
 
@@ -36,6 +36,15 @@ class OpenStream:
     _source: AsyncIterator[list[Chunk]]
     _response: UpstreamResponse | None = None
     _closed: bool = field(default=False)
+    on_end: Callable[[UpstreamError | None, Usage | None], None] | None = None
+    """The router's bookkeeping for this stream (slot, verdict, tokens); `end()` runs it once."""
+
+    def end(self, error: UpstreamError | None, usage: Usage | None) -> None:
+        """Reports how the stream ended: `error` if it failed after its first chunk, and the
+        usage it carried (or an estimate). Safe to call more than once; only the first counts."""
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(error, usage)
 
     async def batches(self, chunk_timeout: float) -> AsyncIterator[list[Chunk]]:
         """Yields the chunks after `first`, each read bounded by `chunk_timeout` seconds.

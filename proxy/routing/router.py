@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from proxy.config.types import Config, Deployment
@@ -28,7 +29,7 @@ from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
 from proxy.routing.keys import DeploymentState, KeyPool
 from proxy.routing.transport import UpstreamClient
-from proxy.schema import ChatRequest, ChatResponse
+from proxy.schema import ChatRequest, ChatResponse, Usage
 
 T = TypeVar("T")
 MAX_GROUPS = 6
@@ -123,6 +124,8 @@ class Router:
 
         async def attempt(st: DeploymentState, budget: float) -> tuple[ChatResponse, Deployment]:
             resp = await complete(self._client, self._provider(st.dep), req, st.dep, budget)
+            if resp.usage is not None:
+                self.pool.add_tokens(st, resp.usage.total_tokens)
             return resp, st.dep
 
         return await self._run(req, trace, attempt, stream=False)
@@ -135,9 +138,22 @@ class Router:
         """
 
         async def attempt(st: DeploymentState, budget: float) -> OpenStream:
-            return await open_stream(self._client, self._provider(st.dep), req, st.dep, budget)
+            opened = await open_stream(self._client, self._provider(st.dep), req, st.dep, budget)
+            opened.on_end = partial(self._end_stream, st)
+            return opened
 
         return await self._run(req, trace, attempt, stream=True)
+
+    def _end_stream(
+        self, st: DeploymentState, error: UpstreamError | None, usage: Usage | None
+    ) -> None:
+        """A stream's in-flight slot is held from its first chunk until here."""
+        if error is not None:
+            self.pool.fail(st, error)
+        else:
+            self.pool.release(st)
+        if usage is not None:
+            self.pool.add_tokens(st, usage.total_tokens)
 
     def _provider(self, dep: Deployment) -> Provider | None:
         if dep.wire == "mock":

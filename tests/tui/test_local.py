@@ -121,7 +121,7 @@ async def test_cost_by_group_adds_up_to_the_usage_store(tmp_path, upstream) -> N
 
         async def settled() -> dict:
             for _ in range(100):
-                state = await asyncio.wrap_future(app.server.submit(runtime.snapshot()))
+                state = await asyncio.wrap_future(app.server.submit(runtime.state.snapshot()))
                 if state["usage"]["totals"]["requests"] == 4:
                     return state
                 await asyncio.sleep(0.05)
