@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.config.loader import build_config  # noqa: E402
-from proxy.events import RequestFinished  # noqa: E402
-from proxy.runtime import Runtime  # noqa: E402
+from proxy.config.loader import build_config
+from proxy.events import RequestFinished
+from proxy.runtime import Runtime
 
 
 def _cpu() -> float:

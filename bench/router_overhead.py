@@ -26,15 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.upstream import Nginx, ensure_tools  # noqa: E402
-from proxy.config.loader import build_config  # noqa: E402
-from proxy.http.server import tune_gc  # noqa: E402
-from proxy.providers.openai import OpenAIProvider  # noqa: E402
-from proxy.routing.attempt import complete  # noqa: E402
-from proxy.routing.keys import KeyPool  # noqa: E402
-from proxy.routing.router import Router  # noqa: E402
-from proxy.routing.transport import AiohttpClient  # noqa: E402
-from proxy.schema import ChatRequest  # noqa: E402
+from bench.upstream import Nginx, ensure_tools
+from proxy.config.loader import build_config
+from proxy.http.server import tune_gc
+from proxy.providers.openai import OpenAIProvider
+from proxy.routing.attempt import complete
+from proxy.routing.keys import KeyPool
+from proxy.routing.router import Router
+from proxy.routing.transport import AiohttpClient
+from proxy.schema import ChatRequest
 
 BODY = {"model": "g", "messages": [{"role": "user", "content": "Say hello in five words."}]}
 

@@ -23,8 +23,8 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import cli_command, free_port  # noqa: E402
-from tests.fakes.upstream import FakeUpstream  # noqa: E402
+from tests.conftest import cli_command, free_port
+from tests.fakes.upstream import FakeUpstream
 
 MASTER = "sk-bench-master-0000000000"
 BODY = {"model": "g", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -184,10 +183,6 @@ class EventBus:
         self.published += 1
         for sub in self._subs:  # the tuple is replaced, never mutated: safe without the lock
             sub.put(event)
-
-
-def now() -> float:
-    return time.time()
 
 
 class BusLogHandler(logging.Handler):

@@ -3,7 +3,6 @@ from any text that might echo them (an upstream error message, a log line)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -23,11 +22,6 @@ class Secret:
     @property
     def redacted(self) -> str:
         return redact(self._value)
-
-    @property
-    def fingerprint(self) -> str:
-        """A short stable hash, for telling keys apart without showing them."""
-        return hashlib.sha256(self._value.encode()).hexdigest()[:8]
 
     def matches(self, candidate: str) -> bool:
         """Constant-time comparison, for the master key."""

@@ -66,15 +66,6 @@ class _Event(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 
 
-class _Subscription(Protocol):
-    def drain(self, limit: int | None = None) -> list[Any]: ...
-
-
-class _Bus(Protocol):
-    def subscribe(self, maxlen: int = ...) -> Any: ...
-    def unsubscribe(self, sub: Any) -> None: ...
-
-
 class _StateDocument(Protocol):
     def snapshot(self) -> Coroutine[Any, Any, dict[str, Any]]: ...
 
@@ -158,7 +149,7 @@ class LocalSource:
             if self.connected:
                 try:
                     await self.refresh()
-                except Exception as exc:  # noqa: BLE001 - shown in the header, retried
+                except Exception as exc:  # shown in the header, retried
                     self.error = f"snapshot failed: {exc}"
             await asyncio.sleep(self.interval)
 
@@ -187,7 +178,9 @@ class LocalSource:
         return [event.as_dict() for event in events]
 
     async def action(self, name: str, deployment: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._on_proxy(lambda: self.runtime.actions.run(name, deployment))
+        result: dict[str, Any] = await self._on_proxy(
+            lambda: self.runtime.actions.run(name, deployment)
+        )
         return result
 
 

@@ -10,15 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-STRATEGIES = (
-    "simple-shuffle",
-    "least-busy",
-    "latency-based-routing",
-    "usage-based-routing",
-    "usage-based-routing-v2",
-    "cost-based-routing",
-)
-
 Strategy = Literal[
     "simple-shuffle",
     "least-busy",
@@ -123,8 +114,3 @@ class RawConfig(_Section):
     litellm_settings: LitellmSettings = LitellmSettings()
     general_settings: GeneralSettings = GeneralSettings()
     environment_variables: dict[str, str | int | float | bool] = {}
-
-
-# Keys of litellm_settings / general_settings that LiteLLM has and we knowingly do not serve:
-# each is accepted with one "ignored" warning.
-KNOWN_IGNORED_SECTIONS = ("litellm_settings", "general_settings", "router_settings")

@@ -45,7 +45,7 @@ class Activity:
         self._ledger.record(ev)
         try:
             self._metrics.observe(ev)
-        except Exception:  # noqa: BLE001 - metrics must never fail a request
+        except Exception:  # metrics must never fail a request
             log.exception("metrics update failed")
 
     def requests_per_second(self, window: float = 10.0) -> float:

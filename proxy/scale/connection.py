@@ -116,5 +116,5 @@ class Health:
         if self._on_change is not None:
             try:
                 self._on_change()
-            except Exception:  # noqa: BLE001 - a listener's failure is not ours
+            except Exception:  # a listener's failure is not ours
                 log.exception("health listener failed")

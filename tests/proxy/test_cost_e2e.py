@@ -138,7 +138,7 @@ class _NoUsageStream(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:  # the stdlib's name
         self.rfile.read(int(self.headers["content-length"]))
         head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
         events = [
