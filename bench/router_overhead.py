@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.upstream import Nginx, ensure_tools
 from proxy.config.loader import build_config
 from proxy.http.server import tune_gc
-from proxy.providers.openai import OpenAIProvider
+from proxy.providers import registry
 from proxy.routing.attempt import complete
 from proxy.routing.keys import KeyPool
 from proxy.routing.router import Router
@@ -70,10 +70,11 @@ async def main(n: int, concurrency: int, base: str | None) -> None:
     entry = {"model_name": "g", "litellm_params": params}
     config = build_config({"model_list": [entry, entry]})
     client = AiohttpClient()
-    provider = OpenAIProvider() if base is not None else None
+    providers = registry.build()
+    provider = providers["openai" if base is not None else "mock"]
     dep = config.deployments[0]
     pool = KeyPool(config.deployments, config.router)
-    router = Router(config, pool, client, {"openai": OpenAIProvider()})
+    router = Router(config, pool, client, providers)
 
     def request() -> ChatRequest:
         return ChatRequest(model="g", body=dict(BODY))

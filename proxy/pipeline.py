@@ -7,8 +7,9 @@ The HTTP layer hands a `ChatRequest` to `Pipeline.handle` and writes back the `A
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import orjson
 
@@ -31,6 +32,36 @@ class Answer:
     headers: dict[str, str]
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+
+
+class AnswerStream:
+    """An answer's SSE bytes whose end-of-stream accounting runs exactly once: when the stream
+    ends or fails, and also when it is closed before its first read (an unstarted async
+    generator's `finally` never runs, which would leak the report, the in-flight slot and the
+    upstream connection)."""
+
+    __slots__ = ("_gen", "_on_unread_close", "_started")
+
+    def __init__(
+        self, gen: AsyncGenerator[bytes, None], on_unread_close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._gen = gen
+        self._on_unread_close = on_unread_close
+        self._started = False
+
+    def __aiter__(self) -> AnswerStream:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        self._started = True
+        return self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Closes the stream; runs the accounting here if no read ever started it."""
+        started, self._started = self._started, True
+        await self._gen.aclose()
+        if not started:
+            await self._on_unread_close()
 
 
 @dataclass
@@ -106,9 +137,13 @@ class Pipeline:
             raise
         if req.stream:
             out.keep_chunks = bool(key) and not ctl.no_cache
+            out.status, out.dep = 499, opened.dep  # until the stream completes: client gone
+            text: list[str] = []
+            close = partial(self._close_relay, req, out, opened, text, key, ctl, started_wall)
+            relay = self._relay(req, out, opened, text, close)
             return Answer(
                 self._headers(req, out, opened.dep),
-                stream=self._relay(req, out, opened, key, ctl, started_wall),
+                stream=AnswerStream(relay, partial(close, False, None)),
             )
         out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
         out.cost = self._cost(req, dep, resp.usage) if resp.usage else None
@@ -141,9 +176,12 @@ class Pipeline:
             self._report(req, out, started_wall, deployment=hit.deployment, provider=hit.provider)
             return Answer(headers, body=hit.body)
         chunks = replay(hit.body)
+        out.status = 499  # until the replay completes: the client went away
 
-        async def relay() -> AsyncIterator[bytes]:
-            out.status = 499  # until the replay completes: the client went away
+        async def report() -> None:
+            self._report(req, out, started_wall, deployment=hit.deployment, provider=hit.provider)
+
+        async def relay() -> AsyncGenerator[bytes, None]:
             try:
                 for i, data in enumerate(chunks):
                     if i == len(chunks) - 1 and not req.include_usage:
@@ -152,11 +190,9 @@ class Pipeline:
                 yield DONE
                 out.status = 200
             finally:
-                self._report(
-                    req, out, started_wall, deployment=hit.deployment, provider=hit.provider
-                )
+                await report()
 
-        return Answer(headers, stream=relay())
+        return Answer(headers, stream=AnswerStream(relay(), report))
 
     def _cost(self, req: ChatRequest, dep: Deployment, usage: Usage) -> float | None:
         """Prices `usage`; a wildcard deployment is priced by the model it actually called."""
@@ -180,15 +216,12 @@ class Pipeline:
         req: ChatRequest,
         out: _Outcome,
         opened: OpenStream,
-        key: str,
-        ctl: CacheControl,
-        started_wall: float,
-    ) -> AsyncIterator[bytes]:
-        dep = out.dep = opened.dep
-        text: list[str] = []
+        text: list[str],
+        close: Callable[[bool, UpstreamError | None], Awaitable[None]],
+    ) -> AsyncGenerator[bytes, None]:
+        dep = opened.dep
         complete = False
         failed: UpstreamError | None = None
-        out.status = 499  # until the stream completes: the client went away
         try:
             data = self._take(req, out, opened.first, text)
             if data:
@@ -207,10 +240,25 @@ class Pipeline:
             yield encode(orjson.dumps(err.body()))
             yield DONE
         finally:
-            await opened.close()
-            self._settle_usage(req, out, text)
-            opened.end(failed, out.usage)
-            await self._end_stream(req, out, dep, complete, key, ctl, started_wall)
+            await close(complete, failed)
+
+    async def _close_relay(
+        self,
+        req: ChatRequest,
+        out: _Outcome,
+        opened: OpenStream,
+        text: list[str],
+        key: str,
+        ctl: CacheControl,
+        started_wall: float,
+        complete: bool,
+        failed: UpstreamError | None,
+    ) -> None:
+        """Ends a relayed stream: closes the upstream, settles usage, reports once."""
+        await opened.close()
+        self._settle_usage(req, out, text)
+        opened.end(failed, out.usage)
+        await self._end_stream(req, out, opened.dep, complete, key, ctl, started_wall)
 
     def _take(self, req: ChatRequest, out: _Outcome, batch: list[Chunk], text: list[str]) -> bytes:
         """Notes usage, time to first token and text; returns the SSE bytes to send.

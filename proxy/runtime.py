@@ -20,9 +20,8 @@ from proxy.observe.activity import Activity
 from proxy.observe.metrics import Metrics
 from proxy.observe.state import ServerInfo, StateDocument
 from proxy.pipeline import Pipeline
-from proxy.providers.anthropic.provider import AnthropicProvider
+from proxy.providers import registry
 from proxy.providers.base import Provider
-from proxy.providers.openai import OpenAIProvider
 from proxy.routing.keys import KeyPool
 from proxy.routing.router import Router
 from proxy.routing.transport import AiohttpClient
@@ -59,10 +58,7 @@ class Runtime:
             backend=_usage_backend(config),
         )
         self.metrics = Metrics()
-        self.providers: dict[str, Provider] = {
-            "openai": OpenAIProvider(),
-            "anthropic": AnthropicProvider(),
-        }
+        self.providers: dict[str, Provider] = registry.build()
         self.activity = Activity(self.bus, self.ledger, self.metrics)
         self.state = StateDocument(
             config,

@@ -1,7 +1,9 @@
-"""Parses and checks a client's OpenAI request body; every problem is a clear 400 naming the field.
+"""OpenAI's client wire format (chat completions, embeddings, completions): parses and checks a
+request body, every problem a clear 400 naming the field, and renders errors in OpenAI's shape.
 
 Proxy-only fields are taken out here: `cache` (per-request cache control) and the client-
 supplied `api_key`, `api_base`, `base_url`, which are ignored so a client cannot redirect keys.
+Answers need no rendering here: the neutral response already carries OpenAI JSON bytes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, cast
 
 import orjson
 
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, ProxyError
 from proxy.schema import CacheControl, ChatRequest, Kind
 
 IGNORED = ("api_key", "api_base", "base_url", "cache", "mock_response")
@@ -68,6 +70,20 @@ def parse_request(
         drop_params=drop_params,
     )
     return req, ctl
+
+
+def render_error(err: ProxyError, message: str) -> tuple[int, bytes]:
+    """Renders an error as OpenAI does: `{"error": {"message", "type", "param", "code"}}`.
+
+    Args:
+        err: the error.
+        message: its message as the client may read it (keys already scrubbed).
+
+    Returns:
+        The HTTP status and the JSON body.
+    """
+    body = {"error": {"message": message, "type": err.type, "param": err.param, "code": err.code}}
+    return err.status, orjson.dumps(body)
 
 
 def _cache_control(value: Any) -> CacheControl:

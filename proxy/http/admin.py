@@ -1,4 +1,4 @@
-"""Admin routes (master key): the state snapshot, the live event stream, actions and metrics.
+"""Admin handlers (master key): the state snapshot, the live event stream, actions and metrics.
 
 `/llmproxy/events` sends the snapshot first, then batches of bus events at most 4 times a
 second, and a heartbeat when idle. Its subscription is bounded, so a client that stops
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import BadRequest
@@ -24,23 +24,31 @@ HEARTBEAT = 5.0
 MAX_BATCH = 500
 
 
-def add_admin_routes(app: FastAPI, runtime: Runtime, check: Callable[[Request], None]) -> None:
-    """Adds /llmproxy/state, /llmproxy/events, /llmproxy/actions and /metrics."""
+class AdminHandlers:
+    """The admin handlers, served by FastAPI; the route table gives them the master key."""
 
-    async def state(request: Request) -> Response:
-        check(request)
-        return Response(orjson.dumps(await runtime.state.snapshot()), media_type="application/json")
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
-    async def events(request: Request) -> Response:
-        check(request)
+    async def state(self, _request: Request) -> Response:
+        """GET /llmproxy/state: the state document."""
+        document = await self.runtime.state.snapshot()
+        return Response(orjson.dumps(document), media_type="application/json")
+
+    async def events(self, request: Request) -> Response:
+        """GET /llmproxy/events: the snapshot, then event batches and heartbeats (SSE)."""
         return StreamingResponse(
-            _event_stream(runtime, request),
+            _event_stream(self.runtime, request),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
-    async def actions(request: Request) -> Response:
-        check(request)
+    async def actions(self, request: Request) -> Response:
+        """POST /llmproxy/actions: `{"action": ..., "deployment": ...}`.
+
+        Raises:
+            BadRequest: the body is not such an object.
+        """
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -50,20 +58,16 @@ def add_admin_routes(app: FastAPI, runtime: Runtime, check: Callable[[Request], 
         deployment = body.get("deployment")
         if deployment is not None and not isinstance(deployment, str):
             raise BadRequest("'deployment' must be a deployment id.", param="deployment")
-        result = await runtime.actions.run(body["action"], deployment)
+        result = await self.runtime.actions.run(body["action"], deployment)
         return Response(orjson.dumps(result), media_type="application/json")
 
-    async def metrics(request: Request) -> Response:
-        check(request)
+    async def metrics(self, _request: Request) -> Response:
+        """GET /metrics: Prometheus text."""
+        runtime = self.runtime
         runtime.metrics.set_deployments(runtime.pool.snapshot())
         runtime.metrics.set_dropped_events(runtime.bus.dropped)
         body, content_type = runtime.metrics.render()
         return Response(body, media_type=content_type)
-
-    app.add_api_route("/llmproxy/state", state, methods=["GET"])
-    app.add_api_route("/llmproxy/events", events, methods=["GET"])
-    app.add_api_route("/llmproxy/actions", actions, methods=["POST"])
-    app.add_api_route("/metrics", metrics, methods=["GET"])
 
 
 def _sse(event: str, data: Any) -> bytes:

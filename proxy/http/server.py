@@ -14,12 +14,13 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
 
 from proxy.http.app import create_app
+from proxy.http.routes import Route
 from proxy.runtime import Runtime
 
 log = logging.getLogger("llmproxy")
@@ -48,14 +49,24 @@ class _Server(uvicorn.Server):
 class ProxyServer:
     """One listening proxy around a Runtime."""
 
-    def __init__(self, runtime: Runtime, host: str, port: int) -> None:
+    def __init__(
+        self, runtime: Runtime, host: str, port: int, *, routes: Sequence[Route] | None = None
+    ) -> None:
+        """Builds the app and the uvicorn server; nothing listens until `serve()`.
+
+        Args:
+            runtime: what the proxy serves.
+            host: the address to listen on.
+            port: the port; 0 picks a free one, set once bound.
+            routes: the route table, when not `app.route_table(runtime)`.
+        """
         self.runtime = runtime
         self.host = host
         self.port = port
         self.started = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bind_error: OSError | None = None
-        self.app = create_app(runtime)
+        self.app = create_app(runtime, routes)
         config = uvicorn.Config(
             self.app,
             host=host,

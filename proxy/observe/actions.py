@@ -56,7 +56,7 @@ class AdminActions:
             if client is None:
                 raise BadRequest("the proxy is not serving yet", param="action")
             dep = self._pool.states[deployment].dep
-            return await probe_deployment(client, self._providers.get(dep.wire), dep)
+            return await probe_deployment(client, self._providers[dep.wire], dep)
         else:
             raise BadRequest(f"unknown action '{name}'", param="action")
         return {"ok": True}

@@ -1,14 +1,14 @@
 """The contract every provider adapter keeps: translate requests and answers, do no I/O.
 
-The router owns the one shared upstream client (`proxy/transport.py`), the timeouts and the
-retries; an adapter only turns a `ChatRequest` into an `UpstreamRequest`, turns the upstream's
-bytes back into OpenAI's format, and says what an error means (`classify_error` decides
-`retryable`).
+The router owns the one shared upstream client (`proxy/routing/transport.py`), the timeouts
+and the retries; an adapter only turns a `ChatRequest` into an `UpstreamRequest`, turns the
+upstream's bytes back into OpenAI's format, and says what an error means (`classify_error`
+decides `retryable`). A provider that needs no upstream (the mock) answers through `local`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from proxy.config.types import Deployment
@@ -33,10 +33,35 @@ class StreamDecoder(Protocol):
         ...
 
 
+class LocalAnswers(Protocol):
+    """The optional ability to answer without an upstream: no network, no key, no bill."""
+
+    def respond(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
+        """Returns the whole answer to a non-stream request."""
+        ...
+
+    def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[Chunk]:
+        """Yields the answer to a stream request as OpenAI chunks (at least one)."""
+        ...
+
+
 class Provider(Protocol):
     """One wire format. Pure: no I/O, no clock, no global state."""
 
     wire: str
+
+    @property
+    def forwarded_headers(self) -> tuple[str, ...]:
+        """Client headers (lower-case) this provider passes upstream from `ChatRequest.headers`."""
+        ...
+
+    @property
+    def local(self) -> LocalAnswers | None:
+        """Its own answers when it needs no upstream (the mock); None for a real upstream.
+
+        When set, the attempt asks it instead of sending what `build_request` builds.
+        """
+        ...
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         """Returns the upstream request for `req` on deployment `dep` (key from `dep.key`).
@@ -63,4 +88,14 @@ class Provider(Protocol):
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
     ) -> UpstreamError:
         """Returns what a non-2xx upstream answer means, with `retryable` decided."""
+        ...
+
+    def probe_request(self, dep: Deployment) -> UpstreamRequest | None:
+        """Returns the cheapest request that proves `dep`'s key (list models, no tokens spent).
+
+        Any 2xx answer means the key works; an error answer goes to `classify_error`.
+
+        Returns:
+            The request, or None when there is no key to prove (a provider answering locally).
+        """
         ...

@@ -1,6 +1,7 @@
 """The `mock` provider: answers `mock_response` locally, streaming it word by word.
 
-It needs no key and no network, which is what the built-in demo config runs on.
+It needs no key and no network, which is what the built-in demo config runs on. Its answers
+are OpenAI's wire format, so reading them back (`parse_response`, `open_stream`) is OpenAI's.
 """
 
 from __future__ import annotations
@@ -8,17 +9,68 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 
 from proxy.config.types import Deployment
-from proxy.schema import ChatRequest, ChatResponse, Chunk, Usage, text_preview
+from proxy.errors import NotImplementedByProvider, UpstreamError
+from proxy.providers.base import StreamDecoder
+from proxy.providers.openai import OpenAIProvider
+from proxy.schema import ChatRequest, ChatResponse, Chunk, UpstreamRequest, Usage, text_preview
 
 DEFAULT_REPLY = "This is a mock response from llmproxy-tui."
 WORD_DELAY = 0.02
 """Seconds between streamed words, so the demo looks alive."""
+
+
+class MockProvider:
+    """Answers locally (`local` is itself): the attempt never sends anything for it."""
+
+    wire = "mock"
+    forwarded_headers: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._openai = OpenAIProvider()
+
+    @property
+    def local(self) -> MockProvider:
+        return self
+
+    def respond(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
+        """Returns the whole mock answer (`mock_response`, else DEFAULT_REPLY)."""
+        return respond(req, dep)
+
+    def stream(self, req: ChatRequest, dep: Deployment) -> AsyncIterator[Chunk]:
+        """Yields the mock answer as OpenAI chunks, one word every WORD_DELAY seconds."""
+        return stream(req, dep)
+
+    def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
+        """Never called: the mock has no upstream and answers through `local`.
+
+        Raises:
+            NotImplementedByProvider: always.
+        """
+        raise NotImplementedByProvider(f"deployment {dep.id}: the mock sends no upstream request")
+
+    def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
+        """Returns the answer an OpenAI-format body (such as `respond`'s) stands for."""
+        return self._openai.parse_response(req, dep, body)
+
+    def open_stream(self, req: ChatRequest, dep: Deployment) -> StreamDecoder:
+        """Returns a decoder for OpenAI-format stream events (such as `stream`'s chunks)."""
+        return self._openai.open_stream(req, dep)
+
+    def classify_error(
+        self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamError:
+        """Returns what an OpenAI-format error means (the mock itself never fails)."""
+        return self._openai.classify_error(dep, status, headers, body)
+
+    def probe_request(self, dep: Deployment) -> None:
+        """Returns None: there is no key to prove."""
+        return None
 
 
 def _words_in(req: ChatRequest) -> int:

@@ -13,6 +13,7 @@ import orjson
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
+from proxy.providers.retry_after import retry_after
 from proxy.schema import (
     ChatRequest,
     ChatResponse,
@@ -41,6 +42,8 @@ class OpenAIProvider:
     """Adapter for OpenAI's Chat Completions, Embeddings and Completions endpoints."""
 
     wire = "openai"
+    forwarded_headers: tuple[str, ...] = ()
+    local = None
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         body = dict(req.body)
@@ -49,11 +52,12 @@ class OpenAIProvider:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True  # usage is always collected for cost
             body["stream_options"] = options
-        headers = {"content-type": "application/json"}
-        if dep.key is not None:
-            headers["authorization"] = "Bearer " + dep.key.reveal()
-        headers.update(dep.extra_headers)
+        headers = {"content-type": "application/json", **_auth_headers(dep)}
         return UpstreamRequest("POST", dep.api_base + _PATHS[req.kind], headers, orjson.dumps(body))
+
+    def probe_request(self, dep: Deployment) -> UpstreamRequest:
+        """Returns `GET …/models`: free, and answered 401 when the key is wrong."""
+        return UpstreamRequest("GET", dep.api_base + "/models", _auth_headers(dep))
 
     def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
         try:
@@ -98,7 +102,7 @@ class OpenAIProvider:
             key_id=dep.id,
             status=status,
             retryable=retryable,
-            retry_after=retry_after_seconds(headers),
+            retry_after=retry_after(headers),
             key_rejected=status in (401, 403),
             context_window=context,
             type=etype,
@@ -158,46 +162,11 @@ class OpenAIStream:
         return [Chunk(data=raw, usage=usage, text=text, usage_only=not choices and bool(usage))]
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Reads `retry-after-ms`, `retry-after` (seconds) or OpenAI's reset headers (`1s`, `6m0s`)."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
-        value = headers.get(name)
-        if value:
-            seconds = _duration(value)
-            if seconds is not None:
-                return seconds
-    return None
-
-
-def _duration(text: str) -> float | None:
-    """Parses durations like `1s`, `250ms`, `6m0s`, `1h2m3.5s`."""
-    total, number = 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in units or not number:
-            return None
-        total += float(number) * units[unit]
-        number, i = "", i + len(unit)
-    return total if not number else None
+def _auth_headers(dep: Deployment) -> dict[str, str]:
+    """The key as a bearer token, then the deployment's extra_headers (which may override it)."""
+    headers = {} if dep.key is None else {"authorization": "Bearer " + dep.key.reveal()}
+    headers.update(dep.extra_headers)
+    return headers
 
 
 def _error_fields(body: bytes, status: int) -> tuple[str, str | None, str | None, str | None]:

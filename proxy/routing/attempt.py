@@ -12,13 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import httpx
-
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.providers import mock
 from proxy.providers.base import Provider, StreamDecoder
-from proxy.routing.transport import UpstreamClient, UpstreamResponse
+from proxy.routing.transport import TransportError, UpstreamClient, UpstreamResponse
 from proxy.schema import ChatRequest, ChatResponse, Chunk, Usage
 from proxy.sse import SSEDecoder
 
@@ -64,7 +61,7 @@ class OpenStream:
                     provider=self.dep.provider,
                     key_id=self.dep.id,
                 ) from None
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 raise connection_error(self.dep, exc) from None
             yield batch
 
@@ -83,19 +80,20 @@ class OpenStream:
 
 async def complete(
     client: UpstreamClient,
-    provider: Provider | None,
+    provider: Provider,
     req: ChatRequest,
     dep: Deployment,
     budget: float,
 ) -> ChatResponse:
-    """Sends one non-stream request, bounded by `budget` seconds.
+    """Sends one non-stream request, bounded by `budget` seconds (or asks `provider.local`).
 
     Raises:
         UpstreamError: an error answer, a timeout or a connection failure.
         BadRequest: the request cannot be expressed for this provider.
     """
-    if provider is None:
-        return mock.respond(req, dep)
+    local = provider.local
+    if local is not None:
+        return local.respond(req, dep)
     request = provider.build_request(req, dep)
     try:
         async with asyncio.timeout(budget):
@@ -106,7 +104,7 @@ async def complete(
             provider=dep.provider,
             key_id=dep.id,
         ) from None
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         raise connection_error(dep, exc) from None
     if response.status_code >= 400:
         raise provider.classify_error(dep, response.status_code, response.headers, response.content)
@@ -115,20 +113,23 @@ async def complete(
 
 async def open_stream(
     client: UpstreamClient,
-    provider: Provider | None,
+    provider: Provider,
     req: ChatRequest,
     dep: Deployment,
     budget: float,
 ) -> OpenStream:
     """Starts a stream and waits for its first chunk (bounded by `budget` seconds).
 
+    A provider answering locally (`provider.local`) streams its own chunks instead.
+
     Raises:
         UpstreamError: an error answer, an error as first event, a timeout, a dropped
             connection, or a stream that ended before any chunk.
     """
-    if provider is None:
-        local = _one_by_one(mock.stream(req, dep))
-        return OpenStream(await anext(local), dep, local)
+    local = provider.local
+    if local is not None:
+        chunks = _one_by_one(local.stream(req, dep))
+        return OpenStream(await anext(chunks), dep, chunks)
     request = provider.build_request(req, dep)
     response: UpstreamResponse | None = None
     source: AsyncIterator[list[Chunk]] | None = None
@@ -156,7 +157,7 @@ async def open_stream(
             status=502,
             retryable=True,
         ) from None
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         await _abandon(source, response)
         raise connection_error(dep, exc) from None
     except BaseException:
@@ -195,7 +196,7 @@ async def _abandon(
         await response.aclose()
 
 
-def connection_error(dep: Deployment, exc: httpx.TransportError) -> UpstreamError:
+def connection_error(dep: Deployment, exc: TransportError) -> UpstreamError:
     """Returns the retryable error for a refused, reset or cut connection (no URL, no key)."""
     kind = type(exc).__name__
     return UpstreamError(

@@ -1,4 +1,4 @@
-"""Key probe: a cheap call (list models) that checks a deployment's key without spending tokens."""
+"""Key probe: send the provider's cheapest key check (list models) and say what its answer means."""
 
 from __future__ import annotations
 
@@ -6,57 +6,47 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
-
 from proxy.config.types import Deployment
 from proxy.providers.base import Provider
-from proxy.routing.transport import UpstreamClient
-from proxy.schema import UpstreamRequest
+from proxy.routing.transport import TransportError, UpstreamClient
 
 PROBE_TIMEOUT = 10.0
 
 
-def probe_request(dep: Deployment) -> UpstreamRequest | None:
-    """Returns the provider's list-models request for `dep`, or None for `mock`."""
-    headers: dict[str, str] = dict(dep.extra_headers)
-    if dep.wire == "mock":
-        return None
-    if dep.wire == "anthropic":
-        base = dep.api_base if dep.api_base.endswith("/v1") else dep.api_base + "/v1"
-        headers["anthropic-version"] = "2023-06-01"
-        if dep.key is not None:
-            headers["x-api-key"] = dep.key.reveal()
-        return UpstreamRequest("GET", base + "/models", headers)
-    if dep.key is not None:
-        headers["authorization"] = "Bearer " + dep.key.reveal()
-    return UpstreamRequest("GET", dep.api_base + "/models", headers)
-
-
 async def probe_deployment(
-    client: UpstreamClient, provider: Provider | None, dep: Deployment
+    client: UpstreamClient, provider: Provider, dep: Deployment
 ) -> dict[str, Any]:
-    """Returns `{"ok", "status", "latency_ms", "detail"}`; never raises, never shows the key."""
+    """Checks `dep`'s key with `provider.probe_request`, without spending tokens.
+
+    Returns:
+        `{"ok", "status", "latency_ms", "detail"}`; `detail` never shows the key.
+
+    Raises:
+        Nothing: every failure is a result with `ok` false.
+    """
     if dep.disabled_reason:
         return {"ok": False, "status": None, "latency_ms": 0.0, "detail": dep.disabled_reason}
-    request = probe_request(dep)
+    request = provider.probe_request(dep)
     if request is None:
-        return {"ok": True, "status": None, "latency_ms": 0.0, "detail": "mock: always ok"}
+        return {
+            "ok": True,
+            "status": None,
+            "latency_ms": 0.0,
+            "detail": f"{dep.provider}: always ok",
+        }
     started = time.monotonic()
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             response = await client.send(request)
     except TimeoutError:
         return _result(False, None, started, "timed out")
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         return _result(False, None, started, f"connection failed ({type(exc).__name__})")
     status = response.status_code
     if status < 400:
         return _result(True, status, started, "key accepted")
-    if provider is not None:
-        err = provider.classify_error(dep, status, response.headers, response.content)
-        detail = "key rejected" if err.key_rejected else err.message
-    else:
-        detail = f"HTTP {status}"
+    err = provider.classify_error(dep, status, response.headers, response.content)
+    detail = "key rejected" if err.key_rejected else err.message
     return _result(False, status, started, detail[:200])
 
 

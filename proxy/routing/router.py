@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from proxy.backoff import Backoff
 from proxy.config.types import Config, Deployment
 from proxy.errors import (
     AllTargetsFailed,
@@ -155,9 +156,7 @@ class Router:
         if usage is not None:
             self.pool.add_tokens(st, usage.total_tokens)
 
-    def _provider(self, dep: Deployment) -> Provider | None:
-        if dep.wire == "mock":
-            return None
+    def _provider(self, dep: Deployment) -> Provider:
         provider = self._providers.get(dep.wire)
         if provider is None:
             from proxy.errors import NotImplementedByProvider
@@ -222,15 +221,14 @@ class Router:
         barred: set[str] = set()
         per_dep: dict[str, int] = {}
         last: UpstreamError | None = None
-        rounds = 0
+        backoff = Backoff(BACKOFF_BASE, float("inf"), jitter=self._rng)
         attempts = 0
         while attempts <= retries:
             st = self.pool.choose(deps, tried | barred)
             if st is None:
-                st = await self._wait_for_capacity(deps, trace, last, rounds, tried, barred)
+                st = await self._wait_for_capacity(deps, trace, last, backoff, tried, barred)
                 if st is None:
                     break
-                rounds += 1
             dep = st.dep
             if self._too_long(req, dep):
                 raise _too_long_error(dep)
@@ -276,7 +274,7 @@ class Router:
         deps: Sequence[Deployment],
         trace: Trace,
         last: UpstreamError | None,
-        rounds: int,
+        backoff: Backoff,
         tried: set[str],
         barred: set[str],
     ) -> DeploymentState | None:
@@ -299,7 +297,7 @@ class Router:
                 return None
             wait = hint
         else:
-            wait = BACKOFF_BASE * (2**rounds) * (0.5 + self._rng.random())
+            wait = backoff.next()
             wait = max(wait, self.config.router.retry_after, last.retry_after or 0.0, hint or 0.0)
             if wait > MAX_RETRY_WAIT or wait >= remaining:
                 return None

@@ -3,7 +3,14 @@
 Adapters build `UpstreamRequest`s (pure data); this client sends them. httpcore's
 pool walks every pooled connection on each request, which capped the proxy at a few hundred
 requests a second at concurrency 64; aiohttp's connector does not (bench/README.md has the
-numbers). Failures surface as httpx's transport errors so callers handle one family.
+numbers). Every failure to reach or read an upstream is a `TransportError`:
+
+    TransportError          the upstream could not be reached or read (retryable)
+    ├── ConnectError        refused, unresolvable, TLS failed: nothing was sent
+    ├── ReadError           the connection failed while the answer was read
+    └── RemoteProtocolError the upstream closed the connection or cut the body short
+
+Their text is aiohttp's error class name only: never a URL or a header, so never a key.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import aiohttp
-import httpx
 from multidict import CIMultiDictProxy
 
 from proxy.schema import UpstreamRequest
@@ -21,6 +27,22 @@ from proxy.schema import UpstreamRequest
 POOL_LIMIT = 1000
 """Connections open at once across all upstreams (aiohttp waits for a free one beyond it)."""
 KEEPALIVE = 30.0
+
+
+class TransportError(Exception):
+    """The upstream could not be reached, or the connection failed mid-answer."""
+
+
+class ConnectError(TransportError):
+    """No connection: refused, unresolvable or a failed TLS handshake."""
+
+
+class ReadError(TransportError):
+    """The connection failed while the answer was being read."""
+
+
+class RemoteProtocolError(TransportError):
+    """The upstream closed the connection early or sent a body cut short."""
 
 
 class UpstreamResponse:
@@ -38,7 +60,7 @@ class UpstreamResponse:
         """Reads the rest of the body.
 
         Raises:
-            httpx.TransportError: the connection failed while reading.
+            TransportError: the connection failed while reading.
         """
         try:
             self.content = await self._response.read()
@@ -50,7 +72,7 @@ class UpstreamResponse:
         """Yields the body as it arrives.
 
         Raises:
-            httpx.TransportError: the connection dropped or the body was cut short.
+            TransportError: the connection dropped or the body was cut short.
         """
         try:
             async for data in self._response.content.iter_any():
@@ -94,7 +116,7 @@ class AiohttpClient:
         """Sends `request`.
 
         Raises:
-            httpx.TransportError: the upstream could not be reached or dropped the connection.
+            TransportError: the upstream could not be reached or dropped the connection.
         """
         try:
             response = await self._session.request(
@@ -123,10 +145,10 @@ class AiohttpClient:
         await asyncio.sleep(0)
 
 
-def _translate(exc: aiohttp.ClientError) -> httpx.TransportError:
-    """Maps aiohttp's errors onto httpx's transport errors (no URL, no headers: no key)."""
+def _translate(exc: aiohttp.ClientError) -> TransportError:
+    """Maps aiohttp's errors onto ours, keeping only the class name (no URL, no headers)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(type(exc).__name__)
+        return ConnectError(type(exc).__name__)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError(type(exc).__name__)
-    return httpx.ReadError(type(exc).__name__)
+        return RemoteProtocolError(type(exc).__name__)
+    return ReadError(type(exc).__name__)

@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from proxy.backoff import Backoff
 from proxy.scale.connection import Health, RedisTarget, prefix_for
 from proxy.scale.state import NO_REMOTE, PoolView, RemoteStats
 
@@ -244,7 +245,7 @@ class RedisState:
         self._broken.set()
 
     async def _supervise(self) -> None:
-        backoff = RECONNECT_MIN
+        backoff = Backoff(RECONNECT_MIN, RECONNECT_MAX)
         while True:
             self._connected = False
             try:
@@ -252,8 +253,9 @@ class RedisState:
             except Exception as exc:  # the edge: report, reconnect, never die
                 self._live = False
                 self.health.down(_first_cause(exc))
-            backoff = RECONNECT_MIN if self._connected else min(backoff * 2, RECONNECT_MAX)
-            await asyncio.sleep(backoff)
+            if self._connected:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
 
     async def _session(self) -> None:
         """Connects, then serves until the link breaks (it always ends by raising)."""

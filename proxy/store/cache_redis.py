@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
+from proxy.backoff import Backoff
 from proxy.scale.connection import Health, RedisTarget
 from proxy.schema import Usage
 from proxy.store.cache import CachedAnswer
@@ -63,7 +64,7 @@ class RedisCacheStore:
         self._timeout = timeout
         self._client = target.client()
         self._skip_until = 0.0
-        self._backoff = BACKOFF_MIN
+        self._backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         self.stored = 0
         """Answers this instance stored (entries are shared; their count is not tracked)."""
 
@@ -127,10 +128,9 @@ class RedisCacheStore:
 
     def _failed(self, exc: BaseException) -> None:
         self.health.down(exc)
-        self._skip_until = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        self._skip_until = time.monotonic() + self._backoff.next()
 
     def _ok(self) -> None:
-        self._backoff = BACKOFF_MIN
+        self._backoff.reset()
         if not self.health.ok:
             self.health.up()

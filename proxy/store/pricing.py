@@ -13,9 +13,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+# Not only its public `calc_price`: the tables themselves, resolved once per model into floats
+# (calc_price would redo the lookup and Decimal arithmetic for every answer). Hence the
+# minor-version pin on genai-prices in pyproject.toml.
 from genai_prices import data_snapshot, types
 
 from proxy.config.types import Deployment
+from proxy.providers.registry import answers_locally
 from proxy.schema import Usage
 
 # Our provider names (LiteLLM's) -> genai-prices provider ids. Absent: no known price.
@@ -32,7 +36,6 @@ PROVIDER_IDS: dict[str, str] = {
     "cerebras": "cerebras",
     "perplexity": "perplexity",
 }
-FREE_PROVIDERS = frozenset({"mock"})
 
 # Some prices depend on the date or the time of day (e.g. DeepSeek off-peak): a resolved
 # price is trusted for this long, then resolved again.
@@ -145,16 +148,17 @@ class PriceTable:
             model: the upstream model name when it differs from `dep.model` (wildcard groups).
 
         Returns:
-            The cost, 0.0 for the mock provider, or None when the price is unknown.
+            The cost, 0.0 for a provider answering locally (the mock), or None when the
+            price is unknown.
         """
-        if dep.provider in FREE_PROVIDERS:
+        if answers_locally(dep.provider):  # no upstream, no bill
             return 0.0
         rates = self._rates(dep, model or dep.model)
         return None if rates is None else price_usage(rates, usage)
 
     def known(self, dep: Deployment, *, model: str | None = None) -> bool:
         """Returns: whether `cost()` can price this deployment (and model)."""
-        return dep.provider in FREE_PROVIDERS or self._rates(dep, model or dep.model) is not None
+        return answers_locally(dep.provider) or self._rates(dep, model or dep.model) is not None
 
     def _rates(self, dep: Deployment, model: str) -> Rates | None:
         table = self._table_rates(dep.provider, model)

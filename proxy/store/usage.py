@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from proxy.backoff import Backoff
 from proxy.events import RequestFinished
 from proxy.store import usage_sqlite as usage_store
 from proxy.store.rollups import LatencySample, SliceKey, Sums, rollup
@@ -27,7 +28,7 @@ BATCH = 500
 LATENCY_SAMPLE = 20_000
 """Percentiles are over the latest this-many successful, non-cache-hit requests."""
 _PRUNE_EVERY_S = 3600.0
-_MAX_BACKOFF_S = 2.0
+_MIN_BACKOFF_S, _MAX_BACKOFF_S = 0.05, 2.0
 _LOAD_WAIT_S = 2.0
 _DAY_S = 86400.0
 
@@ -182,10 +183,11 @@ class UsageLedger:
 
     def _run(self) -> None:
         opened = False
-        backoff = self._interval
+        backoff = Backoff(_MIN_BACKOFF_S, _MAX_BACKOFF_S)
+        wait = self._interval
         last_prune = last_refresh = 0.0
         while True:
-            self._wake.wait(backoff)
+            self._wake.wait(wait)
             self._wake.clear()
             stopping = self._stopping
             try:
@@ -205,12 +207,13 @@ class UsageLedger:
             except Exception as exc:  # the thread's edge: report and retry, never die
                 self._tried.set()
                 self._set_state(False, f"usage store {self.backend.describe()}: {exc}")
-                backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF_S)
+                wait = backoff.next()
                 if stopping:
                     break
                 continue
             self._set_state(True, None)
-            backoff = self._interval
+            backoff.reset()
+            wait = self._interval
             if stopping:
                 break
         with contextlib.suppress(Exception):

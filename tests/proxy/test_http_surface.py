@@ -297,7 +297,7 @@ def test_wrong_method_and_unknown_route(proxy) -> None:
 
 
 def test_body_over_the_limit_is_413(proxy, fake) -> None:
-    from proxy.http.front import MAX_BODY
+    from proxy.http.door import MAX_BODY
 
     with socket.create_connection(("127.0.0.1", proxy.server.port)) as sock:
         head = (

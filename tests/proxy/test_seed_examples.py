@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 import yaml
 
 from tests.conftest import openai_deployment
@@ -53,6 +54,17 @@ response = client.chat.completions.create(
 
 print(response.choices[0].message.content)
 """
+
+
+def assert_js_installed() -> None:
+    """Fails unless tests/js has its packages: a test never installs them (two parallel
+    `npm install`s in one folder would collide); .ci/run does, once, before pytest."""
+    if not (JS_DIR / "node_modules" / "openai").is_dir():
+        pytest.fail(
+            "tests/js/node_modules/openai is missing: run `npm install --prefix tests/js` "
+            "(CI runs it before pytest)",
+            pytrace=False,
+        )
 
 
 def seed_proxy(fake, start_proxy):
@@ -98,16 +110,7 @@ def test_javascript_example_with_the_official_openai_package(fake, start_proxy) 
     fake.script(reply("Streamed hello from the fake"))
     node = shutil.which("node")
     assert node, "Node.js 20+ is required for the JavaScript example (tests/js)"
-    if not (JS_DIR / "node_modules" / "openai").is_dir():  # .ci/run installs it beforehand
-        npm = shutil.which("npm")
-        assert npm, "npm is required to install tests/js (the official openai package)"
-        install = subprocess.run(
-            [npm, "install", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert install.returncode == 0, install.stderr
+    assert_js_installed()
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
     assert int(version.stdout.strip().lstrip("v").split(".")[0]) >= 20
     env = {
@@ -215,7 +218,7 @@ def test_javascript_sdk_through_the_anthropic_groups_with_tools(fake, run_cli, t
     handle = run_cli("--config", str(path))
     node = shutil.which("node")
     assert node, "Node.js 20+ is required (tests/js)"
-    assert (JS_DIR / "node_modules" / "openai").is_dir(), "run npm install --prefix tests/js"
+    assert_js_installed()
     weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
     for group in ANTHROPIC_GROUPS:
         fake.reset()

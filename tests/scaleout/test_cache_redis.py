@@ -13,7 +13,7 @@ from proxy.schema import Usage
 from proxy.store.cache import CachedAnswer, ResponseCache
 from proxy.store.cache_redis import RedisCacheStore, decode, encode
 from tests.conftest import free_port
-from tests.scaleout.conftest import REDIS_HOST, REDIS_PORT, RedisServer
+from tests.scaleout.conftest import REDIS_HOST, RedisServer
 
 ANSWER = CachedAnswer(
     b'{"id":"x","choices":[{"message":{"content":"hi\\nthere"}}]}',
@@ -25,7 +25,7 @@ ANSWER = CachedAnswer(
 )
 
 
-def redis_cache(ns: str, port: int = REDIS_PORT, **params: object) -> ResponseCache:
+def redis_cache(ns: str, port: int, **params: object) -> ResponseCache:
     cp = CacheParams(type="redis", namespace=f"llmproxy:{ns}:cache", **params)  # type: ignore[arg-type]
     store = RedisCacheStore(RedisTarget(host=REDIS_HOST, port=port), cp.namespace)
     return ResponseCache(cp, shared=store)
@@ -43,8 +43,8 @@ def test_encoding_round_trip() -> None:
     assert decode(encode(bare)) == bare
 
 
-async def test_a_put_through_one_is_a_hit_through_the_other(redis_ns: str) -> None:
-    a, b = redis_cache(redis_ns), redis_cache(redis_ns)
+async def test_a_put_through_one_is_a_hit_through_the_other(redis_ns: str, redis_port: int) -> None:
+    a, b = redis_cache(redis_ns, redis_port), redis_cache(redis_ns, redis_port)
     try:
         assert await b.get("k1") is None
         await a.put("k1", ANSWER)
@@ -53,15 +53,15 @@ async def test_a_put_through_one_is_a_hit_through_the_other(redis_ns: str) -> No
         assert snap_b["type"] == "redis" and snap_b["hits"] == 1 and snap_b["misses"] == 1
         assert snap_b["tokens_saved"] == 15 and snap_b["cost_saved"] == 0.25
         assert snap_a["hits"] == 0 and snap_a["misses"] == 0  # stats are per instance
-        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT) as raw:
+        with redis.Redis(host=REDIS_HOST, port=redis_port) as raw:
             ttl = raw.pttl(f"llmproxy:{redis_ns}:cache:k1")
         assert 3_500_000 < ttl <= 3_600_000
     finally:
         await close(a, b)
 
 
-async def test_ttl_and_clear(redis_ns: str) -> None:
-    a, b = redis_cache(redis_ns), redis_cache(redis_ns)
+async def test_ttl_and_clear(redis_ns: str, redis_port: int) -> None:
+    a, b = redis_cache(redis_ns, redis_port), redis_cache(redis_ns, redis_port)
     try:
         await a.put("short", ANSWER, ttl=0.05)
         await a.put("k2", ANSWER)

@@ -15,7 +15,7 @@ from proxy.scale.connection import RedisTarget
 from proxy.scale.redis_state import RedisState
 from proxy.scale.state import LocalState, LocalStats, RemoteStats
 from tests.conftest import free_port
-from tests.scaleout.conftest import REDIS_HOST, REDIS_PORT, RedisServer, wait_until
+from tests.scaleout.conftest import REDIS_HOST, RedisServer, wait_until
 
 
 @dataclass
@@ -37,10 +37,10 @@ class Pool:
 
 
 @pytest.fixture
-async def instances(redis_ns: str) -> AsyncIterator[Callable[..., object]]:
+async def instances(redis_ns: str, redis_port: int) -> AsyncIterator[Callable[..., object]]:
     started: list[RedisState] = []
 
-    async def make(port: int = REDIS_PORT, *, live: bool = True) -> tuple[RedisState, Pool]:
+    async def make(port: int = redis_port, *, live: bool = True) -> tuple[RedisState, Pool]:
         state = RedisState(
             RedisTarget(host=REDIS_HOST, port=port), namespace=redis_ns, sync_interval=0.05
         )

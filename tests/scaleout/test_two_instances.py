@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import CliProxy, openai_deployment
 from tests.fakes.steps import rate_limit
 from tests.fakes.upstream import FakeUpstream
-from tests.scaleout.conftest import REDIS_PORT, RedisServer
+from tests.scaleout.conftest import RedisServer
 
 BODY = {"model": "g", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -26,7 +26,7 @@ def write_config(path: Path, deployments: list[dict[str, Any]], **sections: Any)
     return path
 
 
-def redis_settings(ns: str, port: int = REDIS_PORT, **extra: Any) -> dict[str, Any]:
+def redis_settings(ns: str, port: int, **extra: Any) -> dict[str, Any]:
     return {"redis_host": "127.0.0.1", "redis_port": port, "redis_namespace": ns,
             "num_retries": 2, **extra}  # fmt: skip
 
@@ -55,11 +55,17 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def test_a_429_on_one_cools_the_key_on_the_other(
-    fake: FakeUpstream, tmp_path: Path, run_cli: Callable[..., CliProxy], redis_ns: str
+    fake: FakeUpstream,
+    tmp_path: Path,
+    run_cli: Callable[..., CliProxy],
+    redis_ns: str,
+    redis_port: int,
 ) -> None:
     deps = [openai_deployment("g", fake, "sk-aaaa1111", id="dep-a"),
             openai_deployment("g", fake, "sk-bbbb2222", id="dep-b")]  # fmt: skip
-    conf = write_config(tmp_path / "c.yaml", deps, router_settings=redis_settings(redis_ns))
+    conf = write_config(
+        tmp_path / "c.yaml", deps, router_settings=redis_settings(redis_ns, redis_port)
+    )
     a, b = two(run_cli, conf)
     assert state(b)["server"]["redis"]["ok"] is True
     fake.script(rate_limit(30), key="sk-aaaa1111")
@@ -82,10 +88,16 @@ def test_a_429_on_one_cools_the_key_on_the_other(
 
 
 def test_rpm_is_shared_by_both_instances(
-    fake: FakeUpstream, tmp_path: Path, run_cli: Callable[..., CliProxy], redis_ns: str
+    fake: FakeUpstream,
+    tmp_path: Path,
+    run_cli: Callable[..., CliProxy],
+    redis_ns: str,
+    redis_port: int,
 ) -> None:
     deps = [openai_deployment("g", fake, "sk-rpm00001", id="dep-rpm", rpm=10)]
-    conf = write_config(tmp_path / "c.yaml", deps, router_settings=redis_settings(redis_ns))
+    conf = write_config(
+        tmp_path / "c.yaml", deps, router_settings=redis_settings(redis_ns, redis_port)
+    )
     a, b = two(run_cli, conf)
     statuses = [post(proxy).status_code for proxy in (a, b) * 5]
     assert statuses == [200] * 10
@@ -97,11 +109,15 @@ def test_rpm_is_shared_by_both_instances(
 
 
 def test_a_response_cached_through_one_is_a_hit_through_the_other(
-    fake: FakeUpstream, tmp_path: Path, run_cli: Callable[..., CliProxy], redis_ns: str
+    fake: FakeUpstream,
+    tmp_path: Path,
+    run_cli: Callable[..., CliProxy],
+    redis_ns: str,
+    redis_port: int,
 ) -> None:
     deps = [openai_deployment("g", fake, "sk-cache0001", id="dep-c")]
     cache = {"cache": True, "cache_params": {"type": "redis", "host": "127.0.0.1",
-             "port": REDIS_PORT, "namespace": f"llmproxy:{redis_ns}:cache", "ttl": 60}}  # fmt: skip
+             "port": redis_port, "namespace": f"llmproxy:{redis_ns}:cache", "ttl": 60}}  # fmt: skip
     conf = write_config(tmp_path / "c.yaml", deps, litellm_settings=cache)
     a, b = two(run_cli, conf)
     first = post(a)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ from proxy.store.usage import UsageLedger
 from proxy.store.usage_postgres import SCHEMA_VERSION, PostgresBackend, is_postgres_url
 from proxy.store.usage_sqlite import COLUMNS
 from tests.conftest import free_port
-from tests.scaleout.conftest import _admin
+from tests.scaleout.conftest import admin
 
 NOW = time.time()
 
@@ -90,13 +91,15 @@ def test_two_instances_one_table_team_totals(pg_url: str) -> None:
         assert snap["today"]["requests"] == 200
         assert snap["totals"]["p50_ms"] is not None
         assert sum(cost for _h, cost in snap["spend_series"]) == pytest.approx(3.0)
-        assert a.backend.describe().startswith("postgresql://postgres@")
+        password = urlsplit(pg_url).password
+        shown = pg_url.replace(f":{password}@", ":***@") if password else pg_url
+        assert a.backend.describe() == shown
     finally:
         a.close()
         b.close()
 
 
-def test_unreachable_then_back(pg_url: str) -> None:
+def test_unreachable_then_back(pg_admin_url: str, pg_url: str) -> None:
     # A database that does not exist yet is a store that is down; creating it brings it back.
     name = f"llmproxy_{uuid.uuid4().hex[:10]}"
     url = pg_url.rsplit("/", 1)[0] + "/" + name
@@ -107,13 +110,13 @@ def test_unreachable_then_back(pg_url: str) -> None:
         wait_for(lambda: not led.ok)
         assert name in (led.error or "") and led.pending == 50 and led.dropped == 10
         assert led.snapshot()["totals"]["requests"] == 60  # local aggregates go on
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin(pg_admin_url, f'CREATE DATABASE "{name}"'))
         assert led.flush(timeout=15)
         assert led.ok and led.error is None and led.pending == 0
         assert fetch(url, "SELECT COUNT(*) FROM requests")[0][0] == 50
     finally:
         led.close()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_no_server_at_all_never_raises() -> None:

@@ -27,9 +27,18 @@ def command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "tui.cli"]
 
 
+def tmux(session: str, *args: str) -> list[str]:
+    """A tmux command on the session's own server (`-L`): a shared default server would run
+    the command with the environment (HOME) of whichever test started that server first."""
+    return ["tmux", "-L", session, "-f", "/dev/null", *args]
+
+
 def capture(session: str) -> str:
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
+        tmux(session, "capture-pane", "-p", "-t", session),
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
 
 
@@ -46,7 +55,7 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
 def session(tmp_path):
     name = f"llmproxy-test-{os.getpid()}-{free_port()}"
     yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
+    subprocess.run(tmux(name, "kill-server"), capture_output=True, check=False)
 
 
 def test_the_command_starts_in_tmux_and_quits_with_q(tmp_path: Path, session: str) -> None:
@@ -57,8 +66,8 @@ def test_the_command_starts_in_tmux_and_quits_with_q(tmp_path: Path, session: st
     env = {k: v for k, v in os.environ.items() if k not in ("LLMPROXY_CONFIG", "TMUX")}
     env["HOME"] = str(tmp_path)  # no ~/.litellm/config.yaml: the demo config is used
     subprocess.run(
-        [
-            "tmux",
+        tmux(
+            session,
             "new-session",
             "-d",
             "-s",
@@ -70,7 +79,7 @@ def test_the_command_starts_in_tmux_and_quits_with_q(tmp_path: Path, session: st
             "-c",
             str(tmp_path),
             shell,
-        ],
+        ),
         check=True,
         env=env,
     )
@@ -78,7 +87,7 @@ def test_the_command_starts_in_tmux_and_quits_with_q(tmp_path: Path, session: st
     screen = capture(session)
     assert shown, screen
     assert "Demo config" in screen
-    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    subprocess.run(tmux(session, "send-keys", "-t", session, "q"), check=True)
     assert wait_for(exit_file.exists, 40), capture(session)
     assert exit_file.read_text().strip() == "EXIT=0"
 
@@ -97,8 +106,8 @@ def test_a_taken_port_exits_3_with_a_clear_message(tmp_path: Path, session: str)
         env = {k: v for k, v in os.environ.items() if k not in ("LLMPROXY_CONFIG", "TMUX")}
         env["HOME"] = str(tmp_path)
         subprocess.run(
-            [
-                "tmux",
+            tmux(
+                session,
                 "new-session",
                 "-d",
                 "-s",
@@ -110,7 +119,7 @@ def test_a_taken_port_exits_3_with_a_clear_message(tmp_path: Path, session: str)
                 "-c",
                 str(tmp_path),
                 shell,
-            ],
+            ),
             check=True,
             env=env,
         )

@@ -9,6 +9,7 @@ import orjson
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
+from proxy.providers.retry_after import retry_after
 
 # A streamed `error` event carries only Anthropic's error type; this is its HTTP status.
 STATUS_BY_TYPE = {
@@ -78,23 +79,6 @@ def stream_error(dep: Deployment, data: Mapping[str, Any]) -> UpstreamError:
     kind = error.get("type") if isinstance(error, dict) else None
     status = STATUS_BY_TYPE.get(kind if isinstance(kind, str) else "", 500)
     return classify_error(dep, status, {}, orjson.dumps(data))
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Returns the wait the upstream asked for, in seconds (`retry-after-ms`, `retry-after`).
-
-    The `anthropic-ratelimit-*-reset` timestamps are not used: turning them into a wait needs
-    a clock, and an adapter has none. An HTTP-date `retry-after` is ignored for the same reason.
-    """
-    lower = {k.lower(): v for k, v in headers.items()}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            value = float(lower[name]) * scale
-        except (KeyError, ValueError):
-            continue
-        if value >= 0:
-            return value
-    return None
 
 
 def _read_error(body: bytes) -> tuple[str | None, str]:

@@ -1,8 +1,8 @@
 """The Anthropic Messages adapter: OpenAI chat ⇄ `POST /v1/messages`, streaming and tools.
 
-The translation itself lives beside it: `anthropic_messages` and `anthropic_request` (the
-request), `anthropic_response` (the answer), `anthropic_stream` (the stream),
-`anthropic_errors` (what an error means).
+The translation itself lives beside it: `messages` and `request` (the request), `response`
+(the answer), `stream` (the stream), `errors` (what an error means). Anthropic's headers
+(`anthropic-version`, `x-api-key`) are written here and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from proxy.providers.anthropic.stream import AnthropicStreamDecoder
 from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
 
 DEFAULT_VERSION = "2023-06-01"
-_PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+"""The `anthropic-version` sent when the client named none."""
+DEFAULT_BASE = "https://api.anthropic.com"
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+"""Client headers passed on upstream: a client may pin the API version or opt into betas."""
 
 
 class AnthropicProvider:
     """Speaks Anthropic's Messages API for an OpenAI client. Pure: no I/O, no clock."""
 
     wire = "anthropic"
+    forwarded_headers = FORWARDED_HEADERS
+    local = None
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         """Returns the `POST …/v1/messages` request for `req` on `dep`.
@@ -61,18 +66,31 @@ class AnthropicProvider:
         """Returns what a non-2xx Anthropic answer means (see `anthropic_errors`)."""
         return anthropic_errors.classify_error(dep, status, headers, body)
 
+    def probe_request(self, dep: Deployment) -> UpstreamRequest:
+        """Returns `GET …/v1/models`: free, and answered 401 when the key is wrong."""
+        return UpstreamRequest("GET", _v1(dep.api_base) + "/models", _headers(dep, {}, {}))
+
     def _headers(self, req: ChatRequest, dep: Deployment) -> dict[str, str]:
-        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION}
-        for name in _PASSED_HEADERS:
-            if req.headers.get(name):
-                headers[name] = req.headers[name]
-        if dep.key is not None:
-            headers["x-api-key"] = dep.key.reveal()
-        headers.update(dep.extra_headers)
-        return headers
+        return _headers(dep, {"content-type": "application/json"}, req.headers)
+
+
+def _headers(dep: Deployment, headers: dict[str, str], client: Mapping[str, str]) -> dict[str, str]:
+    """Adds the API version (the client's, if it sent one), the key, then extra_headers."""
+    headers["anthropic-version"] = DEFAULT_VERSION
+    for name in FORWARDED_HEADERS:
+        if client.get(name):
+            headers[name] = client[name]
+    if dep.key is not None:
+        headers["x-api-key"] = dep.key.reveal()
+    headers.update(dep.extra_headers)
+    return headers
 
 
 def messages_url(api_base: str) -> str:
     """Returns the Messages endpoint for a base given with or without its `/v1`."""
-    base = api_base.rstrip("/") or "https://api.anthropic.com"
-    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+    return _v1(api_base) + "/messages"
+
+
+def _v1(api_base: str) -> str:
+    base = api_base.rstrip("/") or DEFAULT_BASE
+    return base if base.endswith("/v1") else base + "/v1"
