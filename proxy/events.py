@@ -77,6 +77,12 @@ class RequestFinished(Event):
     attempt_log: tuple[dict[str, Any], ...] = ()
     """Each attempt: deployment, group, status, reason, latency_ms (never a key)."""
     preview: str = ""
+    front_door: str = "chat"
+    """The client wire format: "chat", "messages" or "responses"."""
+    client: str = ""
+    """The client, named from its User-Agent ("Claude Code", "Codex", "openai-python", ...)."""
+    session: str | None = None
+    """The agent session the request belongs to, when it named one."""
 
 
 @dataclass(frozen=True)

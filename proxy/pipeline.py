@@ -14,6 +14,7 @@ from functools import partial
 import orjson
 
 from proxy.config.types import Deployment
+from proxy.endpoints.native import stream_error_event
 from proxy.errors import ProxyError, UpstreamError
 from proxy.events import EventBus, RequestFinished, RequestStarted
 from proxy.routing.attempt import OpenStream
@@ -32,6 +33,8 @@ class Answer:
     headers: dict[str, str]
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    native: bool = False
+    """The body or stream is in the client's own wire format (a pass-through), not OpenAI's."""
 
 
 class AnswerStream:
@@ -78,6 +81,8 @@ class _Outcome:
     cost_saved: float | None = None
     chunks: list[bytes] = field(default_factory=list)
     keep_chunks: bool = False
+    native: bool = False
+    """The stream passes the upstream's own events through (see `Answer.native`)."""
     """Keep the streamed chunks: only when the whole answer will be cached."""
 
 
@@ -138,12 +143,14 @@ class Pipeline:
         if req.stream:
             out.keep_chunks = bool(key) and not ctl.no_cache
             out.status, out.dep = 499, opened.dep  # until the stream completes: client gone
+            out.native = opened.native
             text: list[str] = []
             close = partial(self._close_relay, req, out, opened, text, key, ctl, started_wall)
             relay = self._relay(req, out, opened, text, close)
             return Answer(
                 self._headers(req, out, opened.dep),
                 stream=AnswerStream(relay, partial(close, False, None)),
+                native=opened.native,
             )
         out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
         out.cost = self._cost(req, dep, resp.usage) if resp.usage else None
@@ -157,6 +164,8 @@ class Pipeline:
         if out.cost is not None:
             headers["x-llmproxy-cost"] = f"{out.cost:.8f}"
         self._report(req, out, started_wall)
+        if resp.native is not None:
+            return Answer(headers, body=resp.native, native=True)
         return Answer(headers, body=resp.body)
 
     def _from_cache(
@@ -232,13 +241,17 @@ class Pipeline:
                     yield data
             complete = True
             out.status = 200
-            yield DONE
+            if not opened.native:
+                yield DONE
         except UpstreamError as err:
             # Bytes already reached the client: end the stream with an error event.
             failed = err
             out.status, out.error = err.status, err.message
-            yield encode(orjson.dumps(err.body()))
-            yield DONE
+            if opened.native and req.native is not None:
+                yield stream_error_event(req.native.wire, err)
+            else:
+                yield encode(orjson.dumps(err.body()))
+                yield DONE
         finally:
             await close(complete, failed)
 
@@ -266,6 +279,7 @@ class Pipeline:
         The chunks themselves are kept only when the whole answer will be cached.
         """
         keep = out.keep_chunks
+        native = out.native
         pieces: list[bytes] = []
         for chunk in batch:
             if chunk.usage is not None:
@@ -274,12 +288,13 @@ class Pipeline:
                 if out.ttft_ms is None:
                     out.ttft_ms = (self._clock() - out.trace.started) * 1000
                 text.append(chunk.text)
-            if chunk.data is None:
-                continue
-            if keep:
-                out.chunks.append(chunk.data)
-            if not chunk.usage_only or req.include_usage:
+            if native:
+                if chunk.native is not None:
+                    pieces.append(chunk.native)
+            elif chunk.data is not None and (not chunk.usage_only or req.include_usage):
                 pieces.append(b"data: " + chunk.data + b"\n\n")
+            if keep and chunk.data is not None:
+                out.chunks.append(chunk.data)
         return b"".join(pieces)
 
     @staticmethod
@@ -343,6 +358,9 @@ class Pipeline:
                 fallback=out.trace.fallback,
                 stream=req.stream,
                 kind=req.kind,
+                front_door=req.front_door,
+                client=req.client,
+                session=req.session,
                 error=out.error,
                 cost_saved=out.cost_saved,
                 tokens_estimated=usage.estimated,

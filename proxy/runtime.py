@@ -14,6 +14,7 @@ from pathlib import Path
 from proxy.config.loader import require_package
 from proxy.config.settings import CacheParams, RouterSettings
 from proxy.config.types import Config, Deployment
+from proxy.errors import ProxyError
 from proxy.events import EventBus, UsageStoreChanged
 from proxy.observe.actions import AdminActions
 from proxy.observe.activity import Activity
@@ -96,6 +97,18 @@ class Runtime:
     @property
     def started_at(self) -> float:
         return self.info.started_at
+
+    def serving_pipeline(self) -> Pipeline:
+        """Returns the pipeline that serves requests.
+
+        Raises:
+            ProxyError: 503 while the proxy starts or shuts down.
+        """
+        if self.info.draining or self.pipeline is None:
+            raise ProxyError(
+                "The proxy is shutting down.", status=503, type="api_error", code="shutting_down"
+            )
+        return self.pipeline
 
     async def start(self) -> None:
         """Opens the shared HTTP client and the usage store; call on the serving loop."""

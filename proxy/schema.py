@@ -35,6 +35,24 @@ class ChatRequest:
     created: int = 0
     """Unix time the proxy took the request (set by the pipeline); answers that carry no
     timestamp of their own (Anthropic's) use it as OpenAI's `created`."""
+    front_door: str = "chat"
+    """The client wire format it came through: "chat", "messages" or "responses"."""
+    native: NativeBody | None = None
+    """The client's own body, for a pass-through when the upstream speaks the same format."""
+    session: str | None = None
+    """The agent session id the request carried (headers, `prompt_cache_key`, metadata)."""
+    client: str = ""
+    """The client, named from its User-Agent."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeBody:
+    """A client body in a wire format some upstream speaks natively."""
+
+    wire: str
+    """"anthropic_messages" or "openai_responses"."""
+    body: dict[str, Any]
+    """The client's body without the proxy-only fields; `model` is replaced upstream."""
 
 
 @dataclass
@@ -92,6 +110,9 @@ class ChatResponse:
     preview: str = ""
     """The start of the answer's text, for the dashboard."""
     model: str = ""
+    native: bytes | None = None
+    """The upstream's own body, when it speaks the client's wire format (a pass-through):
+    sent to the client as is, while `body` (OpenAI's form) feeds the cache and the preview."""
 
 
 @dataclass
@@ -104,6 +125,8 @@ class Chunk:
     text: str = ""
     usage_only: bool = False
     """This chunk only carries usage (choices empty): dropped unless the client asked."""
+    native: bytes | None = None
+    """In a pass-through stream: the upstream's SSE event(s) this chunk came from, as sent."""
 
 
 @dataclass(frozen=True, slots=True)

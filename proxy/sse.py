@@ -58,3 +58,10 @@ def _parse_block(block: bytes) -> SSEEvent | None:
 def encode(data: bytes) -> bytes:
     """Returns one `data:` event for a client."""
     return b"data: " + data + b"\n\n"
+
+
+def encode_event(event: SSEEvent) -> bytes:
+    """Returns `event` as SSE bytes again (`event:` line when it has a name, then `data:`)."""
+    data = "".join(f"data: {line}\n" for line in event.data.split("\n"))
+    head = f"event: {event.event}\n" if event.event else ""
+    return (head + data + "\n").encode()

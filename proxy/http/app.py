@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from proxy.endpoints import openai_chat
+from proxy.endpoints import anthropic_messages, openai_chat, openai_responses
 from proxy.http.admin import AdminHandlers
+from proxy.http.agent_routes import AgentHandlers
 from proxy.http.auth import master_key_check
 from proxy.http.door import FrontDoor
 from proxy.http.health import HealthHandlers
@@ -26,6 +27,7 @@ from proxy.secret import Scrubber
 def route_table(runtime: Runtime) -> list[Route]:
     """Returns every route the proxy serves, around `runtime`."""
     openai = OpenAIHandlers(runtime)
+    agents = AgentHandlers(runtime)
     health = HealthHandlers(runtime)
     admin = AdminHandlers(runtime)
     wire = openai_chat
@@ -38,6 +40,33 @@ def route_table(runtime: Runtime) -> list[Route]:
         hot("/chat/completions", openai.chat),
         hot("/embeddings", openai.embeddings),
         hot("/completions", openai.completions),
+        Route(
+            "POST",
+            v1("/messages"),
+            agents.messages,
+            Auth.KEY,
+            anthropic_messages,
+            lean=True,
+            json_body=True,
+        ),
+        Route(
+            "POST",
+            v1("/messages/count_tokens"),
+            agents.count_tokens,
+            Auth.KEY,
+            anthropic_messages,
+            lean=True,
+            json_body=True,
+        ),
+        Route(
+            "POST",
+            v1("/responses"),
+            agents.responses,
+            Auth.KEY,
+            openai_responses,
+            lean=True,
+            json_body=True,
+        ),
         Route("GET", v1("/models"), openai.models, Auth.KEY, wire),
         Route("GET", ("/health",), health.health, Auth.NONE, wire),
         Route("GET", ("/health/liveliness", "/health/liveness"), health.alive, Auth.NONE, wire),

@@ -54,6 +54,11 @@ READ_HEADERS = frozenset(
         b"x-request-id",
         b"anthropic-version",
         b"anthropic-beta",
+        b"user-agent",
+        b"x-session-affinity",
+        b"x-session-id",
+        b"x-claude-code-session-id",
+        b"session-id",
     }
 )
 """The request headers the front door decodes for itself and lean handlers; others never are."""

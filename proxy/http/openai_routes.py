@@ -12,14 +12,14 @@ from starlette.responses import Response
 
 from proxy.endpoints.openai_chat import parse_request
 from proxy.errors import ProxyError
+from proxy.http.clients import MAX_SESSION, client_name, header_session
 from proxy.http.routes import Call
 from proxy.pipeline import Answer
+from proxy.providers.registry import FORWARDED_CLIENT_HEADERS
 from proxy.runtime import Runtime
 from proxy.schema import CacheControl, Kind
 
 log = logging.getLogger("llmproxy")
-PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
-"""Client headers an adapter may pass upstream."""
 
 
 class OpenAIHandlers:
@@ -64,11 +64,14 @@ class OpenAIHandlers:
                 "The proxy is shutting down.", status=503, type="api_error", code="shutting_down"
             )
         headers = call.headers
-        passed = {name: headers[name] for name in PASSED_HEADERS if name in headers}
+        passed = {name: headers[name] for name in FORWARDED_CLIENT_HEADERS if name in headers}
         req, ctl = parse_request(
             call.body, kind, passed, drop_params=runtime.config.litellm.drop_params
         )
         req.request_id = call.request_id
+        req.client = client_name(headers.get("user-agent", ""))
+        session = header_session(headers) or req.body.get("prompt_cache_key")
+        req.session = session[:MAX_SESSION] if isinstance(session, str) else None
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: POST %s model=%s stream=%s", call.request_id, call.path, req.model, req.stream

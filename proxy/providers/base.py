@@ -56,6 +56,12 @@ class Provider(Protocol):
         ...
 
     @property
+    def native_wire(self) -> str | None:
+        """The client wire format this provider's upstream speaks as is (`NativeBody.wire`):
+        a request in it passes through with only `model` replaced. None: always translated."""
+        ...
+
+    @property
     def local(self) -> LocalAnswers | None:
         """Its own answers when it needs no upstream (the mock); None for a real upstream.
 
@@ -99,3 +105,9 @@ class Provider(Protocol):
             The request, or None when there is no key to prove (a provider answering locally).
         """
         ...
+
+
+def passes_through(provider: Provider, req: ChatRequest) -> bool:
+    """Whether `req` goes to `provider` in the client's own format (only `model` replaced)."""
+    native = req.native
+    return native is not None and native.wire == provider.native_wire

@@ -30,6 +30,7 @@ class MockProvider:
 
     wire = "mock"
     forwarded_headers: tuple[str, ...] = ()
+    native_wire: str | None = None
 
     def __init__(self) -> None:
         self._openai = OpenAIProvider()

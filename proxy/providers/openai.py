@@ -43,6 +43,7 @@ class OpenAIProvider:
 
     wire = "openai"
     forwarded_headers: tuple[str, ...] = ()
+    native_wire: str | None = None
     local = None
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.providers.base import Provider, StreamDecoder
+from proxy.providers.base import Provider, StreamDecoder, passes_through
 from proxy.routing.transport import TransportError, UpstreamClient, UpstreamResponse
-from proxy.schema import ChatRequest, ChatResponse, Chunk, Usage
-from proxy.sse import SSEDecoder
+from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, Usage
+from proxy.sse import SSEDecoder, encode_event
 
 
 @dataclass
@@ -33,6 +33,8 @@ class OpenStream:
     _source: AsyncIterator[list[Chunk]]
     _response: UpstreamResponse | None = None
     _closed: bool = field(default=False)
+    native: bool = False
+    """The chunks carry the upstream's own events for a client of the same wire format."""
     on_end: Callable[[UpstreamError | None, Usage | None], None] | None = None
     """The router's bookkeeping for this stream (slot, verdict, tokens); `end()` runs it once."""
 
@@ -131,6 +133,7 @@ async def open_stream(
         chunks = _one_by_one(local.stream(req, dep))
         return OpenStream(await anext(chunks), dep, chunks)
     request = provider.build_request(req, dep)
+    native = passes_through(provider, req)
     response: UpstreamResponse | None = None
     source: AsyncIterator[list[Chunk]] | None = None
     try:
@@ -139,7 +142,7 @@ async def open_stream(
             if response.status_code >= 400:
                 body = await response.aread()
                 raise provider.classify_error(dep, response.status_code, response.headers, body)
-            source = _decode(response, provider.open_stream(req, dep))
+            source = _decode(response, provider.open_stream(req, dep), native=native)
             first = await anext(source)
     except TimeoutError:
         await _abandon(source, response)
@@ -163,21 +166,40 @@ async def open_stream(
     except BaseException:
         await _abandon(source, response)
         raise
-    return OpenStream(first, dep, source, response)
+    return OpenStream(first, dep, source, response, native=native)
 
 
-async def _decode(response: UpstreamResponse, decoder: StreamDecoder) -> AsyncIterator[list[Chunk]]:
-    """Yields the chunks each network read completes (never an empty batch)."""
+async def _decode(
+    response: UpstreamResponse, decoder: StreamDecoder, *, native: bool = False
+) -> AsyncIterator[list[Chunk]]:
+    """Yields the chunks each network read completes (never an empty batch).
+
+    With `native` (a pass-through), each event's own bytes ride on its first chunk (or on a
+    data-less chunk when it makes none), so the client gets the upstream's stream as sent.
+    """
     sse = SSEDecoder()
+    feed = _with_native(decoder) if native else decoder.feed
     async for data in response.aiter_bytes():
-        batch = [chunk for event in sse.feed(data) for chunk in decoder.feed(event)]
+        batch = [chunk for event in sse.feed(data) for chunk in feed(event)]
         if batch:
             yield batch
         if decoder.done:
             return
-    batch = [chunk for event in sse.flush() for chunk in decoder.feed(event)]
+    batch = [chunk for event in sse.flush() for chunk in feed(event)]
     if batch:
         yield batch
+
+
+def _with_native(decoder: StreamDecoder) -> Callable[[SSEEvent], list[Chunk]]:
+    def feed(event: SSEEvent) -> list[Chunk]:
+        chunks = decoder.feed(event)
+        raw = encode_event(event)
+        if not chunks:
+            return [Chunk(data=None, native=raw)]
+        chunks[0] = replace(chunks[0], native=raw)
+        return chunks
+
+    return feed
 
 
 async def _one_by_one(source: AsyncIterator[Chunk]) -> AsyncIterator[list[Chunk]]:

@@ -1,6 +1,9 @@
 """Strict validation of Messages API request bodies, like the real API's 400s.
 
 `problem(body)` names the first violation the way Anthropic does (`field.path: what is wrong`).
+It takes what current Claude Code sends (../shared/agents.md §1.3): `output_config`,
+`thinking: {"type": "adaptive"}` and `display`, and `{"role": "system"}` entries after the first
+message (a leading one is still refused).
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from typing import Any
 ALLOWED = {
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
     "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
-    "container", "mcp_servers", "context_management",
+    "container", "mcp_servers", "context_management", "output_config",
+}  # fmt: skip
+COUNT_TOKENS_ALLOWED = {
+    "model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+    "context_management", "output_config",
 }  # fmt: skip
 BLOCK_TYPES = ("text", "image", "document", "tool_use", "tool_result", "thinking",
                "redacted_thinking")  # fmt: skip
@@ -30,26 +37,33 @@ class InvalidBodyError(Exception):
     """One violation; its text is the error message to answer with."""
 
 
-def problem(body: Any) -> str | None:
-    """Returns: the message of the first violation in `body`, or None when it is valid."""
+def problem(body: Any, *, count_tokens: bool = False) -> str | None:
+    """Returns: the message of the first violation in `body` (a messages body, or with
+    `count_tokens` a /v1/messages/count_tokens body), or None when it is valid."""
     try:
-        _check(body)
+        _check(body, count_tokens)
     except InvalidBodyError as exc:
         return str(exc)
     return None
 
 
-def _check(body: Any) -> None:
+def _check(body: Any, count_tokens: bool = False) -> None:
     if not isinstance(body, dict):
         raise InvalidBodyError("Request body must be a JSON object")
+    allowed = COUNT_TOKENS_ALLOWED if count_tokens else ALLOWED
     for name in body:
-        if name not in ALLOWED:
+        if name not in allowed:
             raise InvalidBodyError(f"{name}: Extra inputs are not permitted")
-    for name in ("model", "max_tokens", "messages"):
+    for name in ("model", "messages") if count_tokens else ("model", "max_tokens", "messages"):
         if name not in body:
             raise InvalidBodyError(f"{name}: Field required")
     if not isinstance(body["model"], str) or not body["model"]:
         raise InvalidBodyError("model: Input should be a valid string")
+    if count_tokens:
+        _check_system(body.get("system"))
+        _check_tools(body)
+        _check_messages(body["messages"])
+        return
     tokens = body["max_tokens"]
     if not isinstance(tokens, int) or isinstance(tokens, bool):
         raise InvalidBodyError("max_tokens: Input should be a valid integer")
@@ -91,8 +105,12 @@ def _check_thinking(body: dict[str, Any]) -> None:
     thinking = body.get("thinking")
     if thinking is None:
         return
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-        raise InvalidBodyError("thinking.type: Input should be 'enabled' or 'disabled'")
+    if not isinstance(thinking, dict) or thinking.get("type") not in (
+        "enabled",
+        "disabled",
+        "adaptive",
+    ):
+        raise InvalidBodyError("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
     if thinking["type"] == "enabled":
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024:
@@ -154,12 +172,18 @@ def _check_messages(messages: Any) -> None:
         raise InvalidBodyError("messages: Input should be a valid list")
     if not messages:
         raise InvalidBodyError("messages: at least one message is required")
-    previous_tool_ids: list[str] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidBodyError(f"messages.{i}: Input should be a valid dictionary")
-        _check_role(messages, i)
-        last = i == len(messages) - 1
+    conversation = [i for i, m in enumerate(messages) if i == 0 or m.get("role") != "system"]
+    for i in range(1, len(messages)):
+        if i not in conversation:
+            _check_system_entry(messages[i], i)
+    previous_tool_ids: list[str] = []
+    for n, i in enumerate(conversation):
+        message = messages[i]
+        _check_role(messages, conversation, n)
+        last = n == len(conversation) - 1
         blocks = _check_content(message, i, last)
         if message["role"] == "user":
             _check_tool_results(blocks, previous_tool_ids, i)
@@ -167,10 +191,23 @@ def _check_messages(messages: Any) -> None:
         else:
             previous_tool_ids = [b["id"] for b in blocks if b.get("type") == "tool_use"]
             if previous_tool_ids and not last:
-                _require_answers(messages[i + 1], previous_tool_ids, i)
+                _require_answers(messages[conversation[n + 1]], previous_tool_ids, i)
 
 
-def _check_role(messages: list[Any], i: int) -> None:
+def _check_system_entry(message: dict[str, Any], i: int) -> None:
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return
+    if isinstance(content, list) and content:
+        for j, block in enumerate(content):
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise InvalidBodyError(f"messages.{i}.content.{j}.type: Input should be 'text'")
+        return
+    raise InvalidBodyError(f"messages.{i}: system messages must have non-empty text content")
+
+
+def _check_role(messages: list[Any], conversation: list[int], n: int) -> None:
+    i = conversation[n]
     role = messages[i].get("role")
     if role == "system":
         raise InvalidBodyError(
@@ -181,7 +218,7 @@ def _check_role(messages: list[Any], i: int) -> None:
         raise InvalidBodyError(f"messages.{i}.role: Input should be 'user' or 'assistant'")
     if i == 0 and role != "user":
         raise InvalidBodyError('messages: first message must use the "user" role')
-    if i and messages[i - 1].get("role") == role:
+    if n and messages[conversation[n - 1]].get("role") == role:
         raise InvalidBodyError(
             f'messages: roles must alternate between "user" and "assistant", but found multiple '
             f'"{role}" roles in a row'

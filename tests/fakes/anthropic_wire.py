@@ -14,6 +14,7 @@ from tests.fakes.exchange import (
     json_pieces,
     long_content,
     pieces,
+    prompt_words,
     retry_after_header,
     usage_numbers,
 )
@@ -72,6 +73,13 @@ def models_answer(exchange: Exchange) -> Answer:
     ]
     page = {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
     return Answer(200, _headers(exchange.seq), _dumps(page))
+
+
+def count_tokens_answer(exchange: Exchange) -> Answer:
+    """Returns: the /v1/messages/count_tokens answer, `{"input_tokens": N}` (the fake's word
+    count of the system prompt and messages)."""
+    count = {"input_tokens": prompt_words(exchange.body)}
+    return Answer(200, _headers(exchange.seq), _dumps(count))
 
 
 def render(step: st.Step, exchange: Exchange) -> Answer:

@@ -89,7 +89,26 @@ def prompt_words(body: dict[str, Any]) -> int:
     prompt = body.get("prompt")
     if isinstance(prompt, str | list):
         texts.append(prompt if isinstance(prompt, str) else " ".join(map(str, prompt)))
+    if "messages" not in body:  # a Responses request: instructions and input items
+        texts.append(content_text(body.get("instructions")))
+        texts += input_texts(body.get("input"))
     return max(1, sum(words(text) for text in texts))
+
+
+def input_texts(items: Any) -> list[str]:
+    """Returns: the texts of a Responses `input`: a string, or message contents and tool
+    outputs of its items (input_text / output_text parts carry `text`)."""
+    if isinstance(items, str):
+        return [items]
+    texts: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if "content" in item:
+            texts.append(content_text(item["content"]))
+        elif isinstance(item.get("output"), str | list):
+            texts.append(content_text(item["output"]))
+    return texts
 
 
 def usage_numbers(step: Reply, exchange: Exchange) -> dict[str, int]:

@@ -41,6 +41,11 @@ def _headers(seq: int, content_type: str = JSON) -> dict[str, str]:
     }
 
 
+def answer_headers(seq: int, content_type: str = JSON) -> dict[str, str]:
+    """Returns: the headers OpenAI sends with an answer (request id, version, timing)."""
+    return _headers(seq, content_type)
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 

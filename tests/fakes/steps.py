@@ -88,6 +88,17 @@ class ContextTooLong:
     """400 with the vendor's real context-length message."""
 
 
+@dataclass(frozen=True)
+class ToolLoop:
+    """An agent's tool round trip, decided per request so that background calls (titles,
+    small-model checks) cannot take its turns: see `tool_loop()` and `tests.fakes.turns`."""
+
+    calls: tuple[tuple[str, Any], ...]
+    final: str
+    other: str = DEFAULT_CONTENT
+    reasoning: str | None = None
+
+
 Step = (
     Reply
     | Error
@@ -98,6 +109,7 @@ Step = (
     | StreamCut
     | StreamErrorFirst
     | ContextTooLong
+    | ToolLoop
 )
 
 
@@ -171,3 +183,25 @@ def stream_error_first(
 def context_too_long() -> ContextTooLong:
     """400 with the vendor's context-length-exceeded error."""
     return ContextTooLong()
+
+
+def tool_loop(
+    calls: dict[str, Any],
+    final: str,
+    *,
+    other: str = DEFAULT_CONTENT,
+    reasoning: str | None = None,
+) -> ToolLoop:
+    """Answer each request by what it carries, in every wire format (Messages, Chat, Responses):
+
+    - its conversation ends with tool results: `final`, with `{result}` replaced by their text
+      on one line (whitespace collapsed, at most 300 characters);
+    - it offers a tool named in `calls`: a call of the first such tool (in `calls`' order), with
+      the given arguments (a dict; a str is the input of a Responses `custom` tool);
+    - anything else (a title request, a small-model check, a request with no tools): `other`.
+
+    `reasoning`: the tool-calling answer also carries it (a thinking block with a signature, a
+    Responses reasoning item with encrypted content, `reasoning_content`), so the agent must
+    replay it. Meant for set_default(), so it answers every request of an agent's run.
+    """
+    return ToolLoop(tuple(calls.items()), final, other, reasoning)

@@ -2,6 +2,9 @@
 
 It runs on its own event loop in a background thread, on 127.0.0.1 and a free port, so sync and
 async tests alike can point real clients at it. Steps (see `tests.fakes.steps`) script answers.
+OpenAI: chat completions, completions, embeddings, models and the Responses API
+(`/v1/responses`, see `responses_wire`). Anthropic: messages, `messages/count_tokens`, models.
+Any HEAD (Claude Code probes `HEAD /api/hello`) gets an empty 200.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from tests.fakes import anthropic_checks, anthropic_wire, openai_wire
+from tests.fakes import anthropic_checks, anthropic_wire, openai_wire, responses_wire, turns
 from tests.fakes.exchange import Exchange
 from tests.fakes.http11 import (
     MAX_HEAD,
@@ -37,6 +40,7 @@ from tests.fakes.steps import (
     Step,
     StreamCut,
     StreamErrorFirst,
+    ToolLoop,
     context_too_long,
     drop,
     error,
@@ -46,16 +50,20 @@ from tests.fakes.steps import (
     reply,
     stream_cut,
     stream_error_first,
+    tool_loop,
 )
 
 __all__ = [
     "DEFAULT_CONTENT", "ContextTooLong", "Drop", "Error", "FakeUpstream", "Hang", "Overloaded",
-    "RateLimit", "Reply", "Seen", "Step", "StreamCut", "StreamErrorFirst", "context_too_long",
-    "drop", "error", "hang", "overloaded", "rate_limit", "reply", "stream_cut",
-    "stream_error_first",
+    "RateLimit", "Reply", "Seen", "Step", "StreamCut", "StreamErrorFirst", "ToolLoop",
+    "context_too_long", "drop", "error", "hang", "overloaded", "rate_limit", "reply",
+    "stream_cut", "stream_error_first", "tool_loop",
 ]  # fmt: skip
 
-OPENAI_POSTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions")
+RESPONSES = "/v1/responses"
+COUNT_TOKENS = "/v1/messages/count_tokens"
+OPENAI_POSTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", RESPONSES)
+ANTHROPIC_POSTS = ("/v1/messages", COUNT_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -91,13 +99,16 @@ class FakeUpstream:
     """A scripted fake of the OpenAI and Anthropic APIs on 127.0.0.1.
 
     Requests that pass auth and validation each consume one step: first from the queue of
-    their API key, else from the any-key queue, else the default (reply()). GET /v1/models and
-    rejected requests (401, 404, validation 400s) consume no step.
+    their API key, else from the any-key queue, else the default (reply()). GET /v1/models,
+    count_tokens, HEAD and rejected requests (401, 404, validation 400s) consume no step.
     """
 
     def __init__(self) -> None:
         self.rejected_keys: set[str] = set()
         """Keys answered with 401 in the vendor's shape, on every path."""
+        self.responses_api = True
+        """False: answer 404 for /v1/responses, like a server that only speaks Chat."""
+        self._stored: set[str] = set()
         self.port = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -177,7 +188,9 @@ class FakeUpstream:
             self._queues.clear()
             self._default = Reply()
             self._seen.clear()
+            self._stored.clear()
             self.rejected_keys.clear()
+            self.responses_api = True
 
     @property
     def requests(self) -> list[Seen]:
@@ -291,8 +304,12 @@ class FakeUpstream:
                 with contextlib.suppress(TimeoutError):  # EOF: the client gave up
                     await asyncio.wait_for(reader.read(), step.seconds)
                 return False
-            render = anthropic_wire.render if anthropic else openai_wire.render
-            answer = render(step, exchange)
+            if isinstance(step, ToolLoop):
+                step = turns.decide(step, exchange)
+            answer = _render(step, exchange, anthropic)
+            if isinstance(step, Reply) and req.path == RESPONSES and body.get("store") is not False:
+                with self._lock:
+                    self._stored.add(f"resp_fake{seq:08d}")
             if isinstance(step, Reply):
                 chunk_delay = step.chunk_delay
                 if step.delay:
@@ -305,9 +322,12 @@ class FakeUpstream:
         self, req: Request, seen: Seen, exchange: Exchange, anthropic: bool
     ) -> Answer | None:
         """Returns: the answer for a request that must not consume a step, else None."""
-        routes = ("/v1/messages",) if anthropic else OPENAI_POSTS
+        if req.method == "HEAD":
+            return Answer(200, {"content-type": "text/plain"})
+        routes = ANTHROPIC_POSTS if anthropic else OPENAI_POSTS
         is_models = req.method == "GET" and req.path == "/v1/models"
-        if not is_models and (req.method != "POST" or req.path not in routes):
+        missing = req.path == RESPONSES and not self.responses_api
+        if missing or (not is_models and (req.method != "POST" or req.path not in routes)):
             return _not_found(req, exchange, anthropic)
         if anthropic and "x-api-key" not in req.headers:
             return anthropic_wire.error_answer(exchange, 401, "x-api-key header is required")
@@ -322,7 +342,27 @@ class FakeUpstream:
         if is_models:
             models = anthropic_wire.models_answer if anthropic else openai_wire.models_answer
             return models(exchange)
+        invalid = self._invalid(req, seen, exchange, anthropic)
+        if invalid is None and req.path == COUNT_TOKENS:
+            return anthropic_wire.count_tokens_answer(exchange)
+        return invalid
+
+    def _invalid(
+        self, req: Request, seen: Seen, exchange: Exchange, anthropic: bool
+    ) -> Answer | None:
+        if req.path == RESPONSES and isinstance(seen.body, dict):
+            with self._lock:
+                stored = set(self._stored)
+            return responses_wire.validate(exchange, stored)
         return _invalid(req, seen, exchange, anthropic)
+
+
+def _render(step: Step, exchange: Exchange, anthropic: bool) -> Answer:
+    if anthropic:
+        return anthropic_wire.render(step, exchange)
+    if exchange.path == RESPONSES:
+        return responses_wire.render(step, exchange)
+    return openai_wire.render(step, exchange)
 
 
 def _not_found(req: Request, exchange: Exchange, anthropic: bool) -> Answer:
@@ -352,5 +392,5 @@ def _invalid(req: Request, seen: Seen, exchange: Exchange, anthropic: bool) -> A
     if seen.body is None:
         msg = "There was an error parsing the body of your request: expected a JSON object"
         return anthropic_wire.error_answer(exchange, 400, msg)
-    message = anthropic_checks.problem(seen.body)
+    message = anthropic_checks.problem(seen.body, count_tokens=req.path == COUNT_TOKENS)
     return None if message is None else anthropic_wire.error_answer(exchange, 400, message)

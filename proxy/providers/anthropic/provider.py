@@ -8,6 +8,7 @@ The translation itself lives beside it: `messages` and `request` (the request), 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from proxy.config.types import Deployment
 from proxy.errors import NotImplementedByProvider, UpstreamError
@@ -15,6 +16,7 @@ from proxy.providers.anthropic import errors as anthropic_errors
 from proxy.providers.anthropic import response as anthropic_response
 from proxy.providers.anthropic.request import build_body
 from proxy.providers.anthropic.stream import AnthropicStreamDecoder
+from proxy.providers.base import passes_through
 from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
 
 DEFAULT_VERSION = "2023-06-01"
@@ -29,6 +31,7 @@ class AnthropicProvider:
 
     wire = "anthropic"
     forwarded_headers = FORWARDED_HEADERS
+    native_wire = "anthropic_messages"
     local = None
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
@@ -41,9 +44,11 @@ class AnthropicProvider:
         """
         if req.kind != "chat":
             raise NotImplementedByProvider(f"Anthropic does not serve /{req.kind}.")
-        body = build_body(
-            req.body, dep.upstream_model(req.model), stream=req.stream, drop_params=req.drop_params
-        )
+        model = dep.upstream_model(req.model)
+        if req.native is not None and passes_through(self, req):
+            body = passthrough_body(req.native.body, model)
+        else:
+            body = build_body(req.body, model, stream=req.stream, drop_params=req.drop_params)
         return UpstreamRequest(
             "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
         )
@@ -54,7 +59,10 @@ class AnthropicProvider:
         Raises:
             UpstreamError: the body is not a Messages answer (502, retryable).
         """
-        return anthropic_response.parse_response(dep, body, created=req.created)
+        resp = anthropic_response.parse_response(dep, body, created=req.created)
+        if passes_through(self, req):
+            resp.native = body
+        return resp
 
     def open_stream(self, req: ChatRequest, dep: Deployment) -> AnthropicStreamDecoder:
         """Returns a fresh decoder for one Messages stream."""
@@ -84,6 +92,38 @@ def _headers(dep: Deployment, headers: dict[str, str], client: Mapping[str, str]
         headers["x-api-key"] = dep.key.reveal()
     headers.update(dep.extra_headers)
     return headers
+
+
+def passthrough_body(client: dict[str, Any], model: str) -> dict[str, Any]:
+    """Returns a Messages client's body for the upstream: only `model` replaced.
+
+    One exception: thinking blocks without a signature (which a translated answer from another
+    provider carried back into the conversation) are left out, as Anthropic refuses them.
+    """
+    body = dict(client)
+    body["model"] = model
+    messages = body.get("messages")
+    if isinstance(messages, list) and any(_unsigned_thinking(m) for m in messages):
+        body["messages"] = [_without_unsigned_thinking(m) for m in messages]
+    return body
+
+
+def _unsigned_thinking(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(_is_unsigned(b) for b in content)
+
+
+def _is_unsigned(block: Any) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
+
+
+def _without_unsigned_thinking(message: Any) -> Any:
+    if not _unsigned_thinking(message):
+        return message
+    kept = [b for b in message["content"] if not _is_unsigned(b)]
+    return {**message, "content": kept or [{"type": "text", "text": ""}]}
 
 
 def messages_url(api_base: str) -> str:

@@ -1,0 +1,311 @@
+"""A Messages request body → the neutral `ChatRequest` (an OpenAI chat body), checked first.
+
+Owns the parameter mapping: max_tokens, sampling, stop_sequences, tools and tool_choice,
+thinking / output_config effort (as reasoning_effort), output_config.format (as
+response_format), metadata.user_id (as user, and the session id inside it), and which fields
+are dropped (top_k, context_management, server tools, `defer_loading`, `cache_control`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from proxy.endpoints.anthropic_messages.content import convert_messages
+from proxy.endpoints.openai_chat import IGNORED, _cache_control
+from proxy.errors import BadRequest
+from proxy.schema import CacheControl, ChatRequest
+
+MAX_STOP = 4
+"""OpenAI takes at most four stop sequences; further ones are dropped."""
+MAX_USER = 256
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+_LEGACY_SESSION = re.compile(r"_session_([0-9A-Za-z-]+)$")
+
+
+@dataclass(frozen=True)
+class MessagesRequest:
+    """What the Messages front door keeps beside the translated request."""
+
+    raw: bytes
+    """The body exactly as the client sent it."""
+    body: dict[str, Any]
+    """The client's Messages body without the proxy-only fields (`cache`, `api_key`, ...)."""
+    model: str
+    stream: bool
+    session_id: str | None
+    """The agent session id from `metadata.user_id` (Claude Code's JSON or legacy form)."""
+
+    def passthrough(self, model: str) -> bytes:
+        """Returns the client's body for an Anthropic upstream, only `model` replaced."""
+        return orjson.dumps({**self.body, "model": model})
+
+
+def load_body(raw: bytes) -> dict[str, Any]:
+    """Returns the JSON object in `raw`.
+
+    Raises:
+        BadRequest: the body is empty, not JSON, or not an object.
+    """
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def model_of(body: Mapping[str, Any]) -> str:
+    """Returns the requested model (group) name.
+
+    Raises:
+        BadRequest: `model` is missing or not a non-empty string.
+    """
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    return model
+
+
+def parse(
+    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False
+) -> tuple[ChatRequest, CacheControl, MessagesRequest]:
+    """Checks a Messages body and translates it into the neutral request.
+
+    Returns:
+        The request (its body an OpenAI chat body; streams ask for usage), the client's cache
+        control, and the Messages request kept for the pass-through and the renderers.
+
+    Raises:
+        BadRequest: the body is not JSON, or a field is missing, ill-typed or untranslatable;
+            the message and `param` name the field.
+    """
+    body = load_body(raw)
+    ctl = _cache_control(body.get("cache"))
+    client_body = {k: v for k, v in body.items() if k not in IGNORED}
+    model = model_of(body)
+    stream = _flag(body, "stream")
+    user_id = _user_id(body.get("metadata"))
+    chat = _chat_body(body, model, stream, user_id)
+    info = MessagesRequest(raw, client_body, model, stream, session_of(user_id))
+    req = ChatRequest(
+        model=model,
+        body=chat,
+        stream=stream,
+        include_usage=stream,
+        headers=headers,
+        drop_params=drop_params,
+    )
+    return req, ctl, info
+
+
+def _chat_body(body: dict[str, Any], model: str, stream: bool, user_id: str | None) -> Any:
+    out: dict[str, Any] = {
+        "model": model,
+        "messages": convert_messages(body.get("system"), body.get("messages")),
+        "max_tokens": _max_tokens(body.get("max_tokens")),
+    }
+    out.update(_sampling(body))
+    tools = _tools(body.get("tools"))
+    choice = _tool_choice(body.get("tool_choice"))
+    if tools:
+        out["tools"] = tools
+        out.update(choice)
+    effort = _effort(body.get("thinking"), body.get("output_config"))
+    if effort:
+        out["reasoning_effort"] = effort
+    response_format = _response_format(body)
+    if response_format:
+        out["response_format"] = response_format
+    if user_id:
+        out["user"] = _user(user_id)
+    if stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false.", param=name)
+    return bool(value)
+
+
+def _max_tokens(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(
+            "'max_tokens' is required and must be a positive integer.", param="max_tokens"
+        )
+    return value
+
+
+def _number(body: Mapping[str, Any], name: str, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise BadRequest(f"'{name}' must be a number between 0 and {high}.", param=name)
+    return float(value)
+
+
+def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("temperature", "top_p"):
+        value = _number(body, name, 1.0)
+        if value is not None:
+            out[name] = value
+    top_k = body.get("top_k")  # checked, then dropped: OpenAI has no top_k
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise BadRequest("'top_k' must be a non-negative integer.", param="top_k")
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise BadRequest(
+                "'stop_sequences' must be an array of strings.", param="stop_sequences"
+            )
+        if stops:
+            out["stop"] = stops[:MAX_STOP]
+    return out
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("'tools' must be an array.", param="tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(value):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise BadRequest(f"{where} must be an object.", param=where)
+        if tool.get("type") not in (None, "custom"):
+            continue  # an Anthropic-hosted or Anthropic-defined tool: no one else runs it
+        out.append(_tool(tool, where))
+    return out
+
+
+def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    name, schema = tool.get("name"), tool.get("input_schema")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"{where}.name must be a non-empty string.", param=f"{where}.name")
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    if not isinstance(schema, dict):
+        raise BadRequest(f"{where}.input_schema must be an object.", param=f"{where}.input_schema")
+    function: dict[str, Any] = {"name": name, "parameters": {"type": "object", **schema}}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    kind = value.get("type") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or kind not in ("auto", "any", "tool", "none"):
+        raise BadRequest(
+            "tool_choice.type must be 'auto', 'any', 'tool' or 'none'.", param="tool_choice"
+        )
+    if kind == "tool":
+        if not isinstance(value.get("name"), str) or not value["name"]:
+            raise BadRequest(
+                "tool_choice.name is required for type 'tool'.", param="tool_choice.name"
+            )
+        out: dict[str, Any] = {
+            "tool_choice": {"type": "function", "function": {"name": value["name"]}}
+        }
+    else:
+        out = {"tool_choice": {"auto": "auto", "any": "required", "none": "none"}[kind]}
+    if value.get("disable_parallel_tool_use") is True and kind != "none":
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def _effort(thinking: Any, output_config: Any) -> str | None:
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if not isinstance(thinking, dict) or kind not in ("enabled", "adaptive", "disabled"):
+        raise BadRequest(
+            "thinking.type must be 'enabled', 'adaptive' or 'disabled'.", param="thinking.type"
+        )
+    if kind == "disabled":
+        return None
+    if kind == "adaptive":
+        # The model picks its budget; output_config.effort (Anthropic's default: high) guides it.
+        asked = output_config.get("effort") if isinstance(output_config, dict) else None
+        return _EFFORTS.get(asked, "high") if isinstance(asked, str) else "high"
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise BadRequest(
+            "thinking.budget_tokens must be a positive integer.", param="thinking.budget_tokens"
+        )
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
+def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest(
+            "output_config.format.schema must be an object.", param="output_config.format"
+        )
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+def _user_id(metadata: Any) -> str | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object.", param="metadata")
+    user_id = metadata.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        raise BadRequest("metadata.user_id must be a string.", param="metadata.user_id")
+    return user_id or None
+
+
+def _user_json(user_id: str) -> dict[str, Any] | None:
+    if not user_id.startswith("{"):
+        return None
+    try:
+        doc = orjson.loads(user_id)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def session_of(user_id: str | None) -> str | None:
+    """Returns the session id in Claude Code's `metadata.user_id`, if it carries one.
+
+    Current Claude Code sends a JSON string (`{"device_id": …, "session_id": …}`); older ones
+    sent `user_<hash>_account_<uuid>_session_<uuid>`.
+    """
+    if not user_id:
+        return None
+    doc = _user_json(user_id)
+    if doc is not None:
+        session = doc.get("session_id")
+        return session if isinstance(session, str) and session else None
+    found = _LEGACY_SESSION.search(user_id)
+    return found.group(1) if found else None
+
+
+def _user(user_id: str) -> str:
+    # OpenAI's `user` names the end user: the stable part of Claude Code's JSON, not the session.
+    doc = _user_json(user_id)
+    if doc is not None:
+        stable = doc.get("account_uuid") or doc.get("device_id")
+        if isinstance(stable, str) and stable:
+            return stable[:MAX_USER]
+    return user_id[:MAX_USER]

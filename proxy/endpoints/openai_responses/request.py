@@ -1,0 +1,235 @@
+"""A Responses request body → the neutral `ChatRequest` (an OpenAI chat body), checked first.
+
+Owns the parameter mapping: max_output_tokens, sampling, reasoning.effort, text.format (as
+response_format), tools and tool_choice; the stateful fields refused with a 400
+(`previous_response_id`, `conversation`, `background`, stored `prompt`); and the fields that
+never reach a translated upstream (store, include, prompt_cache_key, client_metadata,
+text.verbosity, service_tier, metadata, truncation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from proxy.endpoints.openai_chat import IGNORED, _cache_control
+from proxy.endpoints.openai_responses.items import convert_input
+from proxy.endpoints.openai_responses.tools import (
+    ToolRef,
+    convert_tool_choice,
+    convert_tools,
+)
+from proxy.errors import BadRequest
+from proxy.schema import CacheControl, ChatRequest
+
+MAX_USER = 256
+_EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
+            "xhigh": "high"}  # fmt: skip
+_STATEFUL = {
+    "previous_response_id": "previous_response_id needs stored responses; this proxy is "
+    "stateless, so send the whole conversation in 'input'.",
+    "conversation": "conversation needs stored conversations; this proxy is stateless, so send "
+    "the whole conversation in 'input'.",
+    "prompt": "prompt templates are stored by OpenAI; send 'instructions' and 'input' instead.",
+}
+# Echoed in the Response object as the client sent them (OpenAI's defaults otherwise).
+_ECHOED: dict[str, Any] = {
+    "instructions": None,
+    "tool_choice": "auto",
+    "tools": [],
+    "parallel_tool_calls": True,
+    "temperature": None,
+    "top_p": None,
+    "max_output_tokens": None,
+    "reasoning": None,
+    "text": None,
+    "metadata": None,
+    "store": None,
+    "truncation": None,
+    "user": None,
+    "prompt_cache_key": None,
+}
+
+
+@dataclass(frozen=True)
+class ResponsesRequest:
+    """What the Responses front door keeps beside the translated request."""
+
+    raw: bytes
+    """The body exactly as the client sent it."""
+    body: dict[str, Any]
+    """The client's Responses body without the proxy-only fields (`cache`, `api_key`, ...)."""
+    model: str
+    stream: bool
+    session_id: str | None
+    """`prompt_cache_key`, which Codex and OpenCode set to their session id."""
+    tools: Mapping[str, ToolRef] = field(default_factory=dict)
+    """Flat function name → the client's tool, to render calls as `function_call` or
+    `custom_tool_call` with the client's name and namespace."""
+    echo: Mapping[str, Any] = field(default_factory=dict)
+    """Request fields a Response object repeats (tools, tool_choice, instructions, ...)."""
+
+    def passthrough(self, model: str) -> bytes:
+        """Returns the client's body for an OpenAI Responses upstream, only `model` replaced."""
+        return orjson.dumps({**self.body, "model": model})
+
+
+def load_body(raw: bytes) -> dict[str, Any]:
+    """Returns the JSON object in `raw`.
+
+    Raises:
+        BadRequest: the body is empty, not JSON, or not an object.
+    """
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def parse(
+    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False
+) -> tuple[ChatRequest, CacheControl, ResponsesRequest]:
+    """Checks a Responses body and translates it into the neutral request.
+
+    Returns:
+        The request (its body an OpenAI chat body; streams ask for usage), the client's cache
+        control, and the Responses request kept for the pass-through and the renderers.
+
+    Raises:
+        BadRequest: the body is not JSON; a field is missing, ill-typed or untranslatable; or
+            it refers to stored state (`previous_response_id`, ...). `param` names the field.
+    """
+    body = load_body(raw)
+    ctl = _cache_control(body.get("cache"))
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    _refuse_stateful(body)
+    stream = _flag(body, "stream")
+    tools, table = convert_tools(body.get("tools"))
+    chat = _chat_body(body, model, stream, tools)
+    info = ResponsesRequest(
+        raw=raw,
+        body={k: v for k, v in body.items() if k not in IGNORED},
+        model=model,
+        stream=stream,
+        session_id=_session(body.get("prompt_cache_key")),
+        tools=table,
+        echo={name: body.get(name, default) for name, default in _ECHOED.items()},
+    )
+    req = ChatRequest(
+        model=model,
+        body=chat,
+        stream=stream,
+        include_usage=stream,
+        headers=headers,
+        drop_params=drop_params,
+    )
+    return req, ctl, info
+
+
+def _refuse_stateful(body: Mapping[str, Any]) -> None:
+    for name, message in _STATEFUL.items():
+        if body.get(name) is not None:
+            raise BadRequest(message, param=name, code="unsupported_parameter")
+    if body.get("background") is True:
+        raise BadRequest(
+            "background responses need stored responses; this proxy is stateless.",
+            param="background",
+            code="unsupported_parameter",
+        )
+
+
+def _chat_body(
+    body: Mapping[str, Any], model: str, stream: bool, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": model,
+        "messages": convert_input(body.get("instructions"), body.get("input")),
+    }
+    limit = body.get("max_output_tokens")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadRequest(
+                "'max_output_tokens' must be a positive integer.", param="max_output_tokens"
+            )
+        out["max_tokens"] = limit
+    out.update(_sampling(body))
+    choice = convert_tool_choice(body.get("tool_choice"))
+    if tools:
+        out["tools"] = tools
+        if choice is not None:
+            out["tool_choice"] = choice
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            out["parallel_tool_calls"] = body["parallel_tool_calls"]
+    effort = _effort(body.get("reasoning"))
+    if effort:
+        out["reasoning_effort"] = effort
+    response_format = _response_format(body.get("text"))
+    if response_format:
+        out["response_format"] = response_format
+    if isinstance(body.get("user"), str) and body["user"]:
+        out["user"] = body["user"][:MAX_USER]
+    if stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false.", param=name)
+    return bool(value)
+
+
+def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, high in (("temperature", 2.0), ("top_p", 1.0)):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+            raise BadRequest(f"'{name}' must be a number between 0 and {high}.", param=name)
+        out[name] = value
+    return out
+
+
+def _effort(reasoning: Any) -> str | None:
+    if reasoning is None:
+        return None
+    if not isinstance(reasoning, dict):
+        raise BadRequest("'reasoning' must be an object.", param="reasoning")
+    effort = reasoning.get("effort")
+    if effort is not None and not isinstance(effort, str):
+        raise BadRequest("reasoning.effort must be a string.", param="reasoning.effort")
+    return _EFFORTS.get(effort) if effort else None  # "none" and unknown levels: no reasoning
+
+
+def _response_format(text: Any) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    if not isinstance(text, dict):
+        raise BadRequest("'text' must be an object.", param="text")
+    fmt = text.get("format")
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None  # plain text, the default
+    if fmt["type"] == "json_object":
+        return {"type": "json_object"}
+    if not isinstance(fmt.get("schema"), dict):
+        raise BadRequest("text.format.schema must be an object.", param="text.format.schema")
+    spec = {"name": fmt.get("name") if isinstance(fmt.get("name"), str) else "output"}
+    spec.update({k: fmt[k] for k in ("schema", "strict", "description") if k in fmt})
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _session(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,144 @@
+"""The two agent front doors beside Chat Completions: Anthropic Messages (`/v1/messages`,
+`/v1/messages/count_tokens`: Claude Code, the anthropic SDKs) and OpenAI Responses
+(`/v1/responses`: Codex CLI and clients that default to it). Lean handlers.
+
+Each parses its body with its endpoint module, sends the neutral request (with the client's
+own body beside it, for a pass-through) through the pipeline, and renders what comes back:
+an upstream answer in the client's format goes as it is; anything else (another provider, a
+cache hit) is translated from OpenAI's form, chunk by chunk for streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from proxy.endpoints import anthropic_messages, openai_responses
+from proxy.http.clients import client_name, header_session
+from proxy.http.routes import Call
+from proxy.pipeline import Answer
+from proxy.providers.registry import FORWARDED_CLIENT_HEADERS
+from proxy.runtime import Runtime
+from proxy.schema import CacheControl, ChatRequest, NativeBody
+
+log = logging.getLogger("llmproxy")
+
+
+class TranslatedStream:
+    """The pipeline's OpenAI SSE bytes, re-rendered in another wire format as they arrive.
+
+    `aclose()` closes the pipeline's stream, which runs its end-of-stream accounting once.
+    """
+
+    __slots__ = ("_inner", "_feed", "_finish", "_done")
+
+    def __init__(
+        self,
+        inner: AsyncIterator[bytes],
+        feed: Callable[[bytes], bytes],
+        finish: Callable[[], bytes],
+    ) -> None:
+        self._inner = inner
+        self._feed = feed
+        self._finish = finish
+        self._done = False
+
+    def __aiter__(self) -> TranslatedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
+            try:
+                data = await anext(self._inner)
+            except StopAsyncIteration:
+                self._done = True
+                tail = self._finish()
+                if tail:
+                    return tail
+                break
+            out = self._feed(data)
+            if out:
+                return out
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class AgentHandlers:
+    """The handlers of the Messages and Responses routes, around one runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def messages(self, call: Call) -> Answer:
+        """POST /v1/messages (lean): Anthropic's Messages API."""
+        req, ctl, info = anthropic_messages.parse(
+            call.body, self._forwarded(call), drop_params=self._drop_params
+        )
+        self._fill(req, call, "messages", NativeBody("anthropic_messages", info.body))
+        req.session = req.session or info.session_id
+        answer = await self._handle(req, ctl, call)
+        if answer.native:
+            return answer
+        if answer.stream is None:
+            return Answer(
+                answer.headers, body=anthropic_messages.render(answer.body or b"", req.model)
+            )
+        out = anthropic_messages.MessagesStream(req.model)
+        return Answer(
+            answer.headers, stream=TranslatedStream(answer.stream, out.feed_sse, out.finish)
+        )
+
+    async def count_tokens(self, call: Call) -> Answer:
+        """POST /v1/messages/count_tokens (lean): an estimate from the body, never an upstream
+        call, so it costs nothing and answers at once."""
+        model, body = anthropic_messages.count_tokens(call.body)
+        self.runtime.serving_pipeline().router.resolve(model)  # 404 for an unknown model
+        return Answer({"x-request-id": call.request_id}, body=body)
+
+    async def responses(self, call: Call) -> Answer:
+        """POST /v1/responses (lean): OpenAI's Responses API, stateless."""
+        req, ctl, info = openai_responses.parse(
+            call.body, self._forwarded(call), drop_params=self._drop_params
+        )
+        self._fill(req, call, "responses", NativeBody("openai_responses", info.body))
+        req.session = req.session or info.session_id
+        answer = await self._handle(req, ctl, call)
+        if answer.native:
+            return answer
+        if answer.stream is None:
+            return Answer(answer.headers, body=openai_responses.render(answer.body or b"", info))
+        out = openai_responses.ResponsesStream(info, created_at=int(time.time()))
+        return Answer(
+            answer.headers, stream=TranslatedStream(answer.stream, out.feed_sse, out.finish)
+        )
+
+    @property
+    def _drop_params(self) -> bool:
+        return self.runtime.config.litellm.drop_params
+
+    @staticmethod
+    def _forwarded(call: Call) -> dict[str, str]:
+        headers = call.headers
+        return {name: headers[name] for name in FORWARDED_CLIENT_HEADERS if name in headers}
+
+    @staticmethod
+    def _fill(req: ChatRequest, call: Call, door: str, native: NativeBody) -> None:
+        req.request_id = call.request_id
+        req.front_door = door
+        req.native = native
+        req.client = client_name(call.headers.get("user-agent", ""))
+        req.session = header_session(call.headers)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: POST %s model=%s stream=%s", call.request_id, call.path, req.model, req.stream
+            )
+
+    async def _handle(self, req: ChatRequest, ctl: CacheControl, call: Call) -> Answer:
+        if "no-cache" in call.headers.get("cache-control", "").lower():
+            ctl = CacheControl(no_cache=True, ttl=ctl.ttl)
+        return await self.runtime.serving_pipeline().handle(req, ctl)
