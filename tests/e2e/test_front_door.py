@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.config.loader import build_config
-from proxy.endpoints import openai_chat
+from proxy.endpoints import anthropic_messages, openai_chat
 from proxy.http.app import route_table
 from proxy.http.routes import Auth, Call, Route
 from proxy.http.server import ProxyServer
@@ -177,7 +177,12 @@ def test_every_route_that_needs_a_key_refuses_a_request_without_it(proxy, fake) 
             for path in route.paths:
                 for headers in ({}, {"authorization": "Bearer sk-wrong"}):
                     r = anon.request(route.method, path, headers={**headers, **JSON}, content=b"{}")
-                    if route.needs_key:
+                    if route.needs_key and route.wire is anthropic_messages:
+                        assert r.status_code == 401, (route.method, path)
+                        assert r.json()["type"] == "error"  # Anthropic's shape on its routes
+                        assert r.json()["error"]["type"] == "authentication_error"
+                        assert r.headers["x-request-id"]
+                    elif route.needs_key:
                         assert_openai_error(r, 401)
                         assert r.headers["x-request-id"]
                     else:

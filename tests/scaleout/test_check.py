@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.proxy.test_cli import run_check
+from tests.e2e.test_cli import run_check
 
 
 def test_check_shows_redis_and_database(tmp_path: Path) -> None:
