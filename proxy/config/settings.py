@@ -72,6 +72,9 @@ class RouterSettings(_Section):
     cooldown_time: float = Field(default=5.0, ge=0)
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
+    sticky_sessions: bool = True
+    """A request naming an agent session stays on the deployment that served that session
+    while it is usable, so the provider's prompt cache keeps hitting; false spreads as usual."""
     redis_host: str | None = None
     redis_port: int | None = None
     # Left out of repr (a password, or a URL that may hold one), so no log prints them.

@@ -18,6 +18,7 @@ from proxy.config.settings import RouterSettings
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
+from proxy.routing.sessions import SessionMap
 from proxy.scale.state import LocalState, LocalStats, SharedState
 
 WINDOW = 60.0
@@ -86,6 +87,8 @@ class KeyPool:
         self._rng = rng or random.Random()
         self.shared: SharedState = shared or LocalState()
         self.shared.bind(self)
+        self.sessions = SessionMap(self.shared, clock=clock) if settings.sticky_sessions else None
+        """Sticky sessions (None when `router_settings.sticky_sessions` is false)."""
 
     def seed(self, value: int) -> None:
         """Re-seeds the random part of every strategy, for reproducible runs and tests."""
@@ -111,12 +114,20 @@ class KeyPool:
         return out
 
     def choose(
-        self, deps: Sequence[Deployment], exclude: set[str] | frozenset[str] = frozenset()
+        self,
+        deps: Sequence[Deployment],
+        exclude: set[str] | frozenset[str] = frozenset(),
+        prefer: str | None = None,
     ) -> DeploymentState | None:
-        """Returns the deployment the strategy picks, or None when none is usable."""
+        """Returns `prefer` when it is usable (a sticky session's deployment), else the
+        deployment the strategy picks, or None when none is usable."""
         cands = self.usable(deps, exclude)
         if not cands:
             return None
+        if prefer is not None:
+            for st in cands:
+                if st.dep.id == prefer:
+                    return st
         if len(cands) == 1:
             return cands[0]
         strategy = self.settings.routing_strategy
@@ -175,6 +186,11 @@ class KeyPool:
         if dep.tpm:
             shares.append(st.tokens_used / dep.tpm)
         return max(shares) if shares else float(len(st.starts))
+
+    def ready(self, dep_id: str) -> bool:
+        """Whether `dep_id` may take a request now (not cooling, disabled or at a limit)."""
+        st = self.states.get(dep_id)
+        return st is not None and self._available(st, self._clock())
 
     def _available(self, st: DeploymentState, now: float) -> bool:
         if st.disabled or st.dep.disabled_reason:
@@ -398,6 +414,7 @@ class KeyPool:
             "last_error_at": st.last_error_at,
             "weight": dep.weight,
             "order": dep.order,
+            "sessions": self.sessions.count(dep.id) if self.sessions is not None else 0,
         }
 
 

@@ -1,9 +1,11 @@
 """Router: group name -> ordered deployments; retries inside a group, then fallback groups.
 
-For each attempt the KeyPool picks a usable deployment; a retryable failure moves to another
-deployment at once and waits (exponential backoff with jitter, at least `retry_after`,
-honoring Retry-After) only when none is left. When a group is exhausted its fallbacks run in
-order (chained, never looping); a context-length error switches to `context_window_fallbacks`.
+For each attempt the KeyPool picks a usable deployment (for a request naming an agent
+session, the one that served it in this group while usable: `sessions.py`); a retryable
+failure moves to another deployment at once and waits (exponential backoff with jitter, at
+least `retry_after`, honoring Retry-After) only when none is left. When a group is exhausted
+its fallbacks run in order (chained, never looping); a context-length error switches to
+`context_window_fallbacks`.
 If all fail, `AllTargetsFailed` lists every attempt by deployment id.
 """
 
@@ -29,6 +31,7 @@ from proxy.errors import (
 from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
 from proxy.routing.keys import DeploymentState, KeyPool
+from proxy.routing.sessions import SessionMap
 from proxy.routing.transport import UpstreamClient
 from proxy.schema import ChatRequest, ChatResponse, Usage
 
@@ -223,10 +226,16 @@ class Router:
         last: UpstreamError | None = None
         backoff = Backoff(BACKOFF_BASE, float("inf"), jitter=self._rng)
         attempts = 0
+        prefer: str | None = None
+        if req.session is not None and (sessions := self.pool.sessions) is not None:
+            prefer = await sessions.lookup(group, req.session, self.pool.ready)
+            attempt = _remembering(attempt, sessions, group, req.session)
         while attempts <= retries:
-            st = self.pool.choose(deps, tried | barred)
+            st = self.pool.choose(deps, tried | barred, prefer)
             if st is None:
-                st = await self._wait_for_capacity(deps, trace, last, backoff, tried, barred)
+                st = await self._wait_for_capacity(
+                    deps, trace, last, backoff, tried, barred, prefer
+                )
                 if st is None:
                     break
             dep = st.dep
@@ -277,6 +286,7 @@ class Router:
         backoff: Backoff,
         tried: set[str],
         barred: set[str],
+        prefer: str | None = None,
     ) -> DeploymentState | None:
         """Waits when no deployment is usable now but one will be soon; None to give up."""
         deps = [d for d in deps if d.id not in barred]
@@ -303,13 +313,13 @@ class Router:
                 return None
         await self._sleep(wait)
         tried.clear()
-        st = self.pool.choose(deps, barred)
+        st = self.pool.choose(deps, barred, prefer)
         late = self.pool.wait_hint(deps) if st is None else None
         if late is not None and late <= WAKE_SLACK:
             # The loop's timer woke a moment before the cooldown or window ended (uvloop keeps
             # a cached clock): wait out the rest instead of failing a request that waited.
             await self._sleep(late + 0.001)
-            st = self.pool.choose(deps, barred)
+            st = self.pool.choose(deps, barred, prefer)
         return st
 
     @staticmethod
@@ -317,6 +327,22 @@ class Router:
         if dep.max_input_tokens is None:
             return False
         return estimate_prompt_tokens(req) > dep.max_input_tokens
+
+
+def _remembering(
+    attempt: Callable[[DeploymentState, float], Awaitable[T]],
+    sessions: SessionMap,
+    group: str,
+    session: str,
+) -> Callable[[DeploymentState, float], Awaitable[T]]:
+    """Wraps `attempt` so the deployment that serves the session is where it stays."""
+
+    async def remembered(st: DeploymentState, budget: float) -> T:
+        result = await attempt(st, budget)
+        sessions.remember(group, session, st.dep.id)
+        return result
+
+    return remembered
 
 
 def _note_failure(trace: Trace, err: UpstreamError) -> None:

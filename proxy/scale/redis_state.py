@@ -3,6 +3,8 @@
 Cooldowns: SET with a TTL + PUBLISH, applied by every instance at once (and loaded at connect).
 rpm/tpm: an atomic Lua reservation over a sliding minute, only for deployments with limits.
 In-flight, latency and failure counts: pushed and read every `sync_interval` (small lag).
+Sticky sessions: a key per (group, session) naming its deployment, SET with a TTL in the
+background and read (GET) only when the instance's own session map has no usable answer.
 Every call is bounded by a short timeout; when Redis is down or slow the pool runs on its local
 state, and a background task reconnects with backoff.
 """
@@ -190,20 +192,29 @@ class RedisState:
             None when the request may go (also when Redis is down or slow: local limits only),
             else the seconds until the cluster's window may have room.
         """
-        client = self._client
-        if (rpm is None and tpm is None) or not self._live or client is None:
+        if rpm is None and tpm is None:
             return None
         keys = [self._key("rpm", dep_id), self._key("tpm", dep_id)]
         args = [-1 if rpm is None else rpm, -1 if tpm is None else tpm]
         member = f"{self.instance}:{next(self._seq)}"
-        try:
-            async with asyncio.timeout(self._op_timeout):
-                wait_ms = await _run_script(client, RESERVE_LUA, keys, [*args, member])
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._hot_failure(exc)
-            return None
-        self.health.failures = 0
-        return None if int(wait_ms) < 0 else int(wait_ms) / 1000
+        wait_ms = await self._hot(lambda c: _run_script(c, RESERVE_LUA, keys, [*args, member]))
+        return None if wait_ms is None or int(wait_ms) < 0 else int(wait_ms) / 1000
+
+    async def get_session(self, key: str) -> str | None:
+        """Returns: the deployment id some instance last served session `key` on, or None when
+        there is none (also when Redis is down or slow)."""
+        name = self._key("sess", key)
+        raw = await self._hot(lambda c: c.get(name))
+        return raw.decode() if isinstance(raw, bytes) else None
+
+    def put_session(self, key: str, dep_id: str, ttl: float) -> None:
+        """Stores the deployment serving session `key` for `ttl` seconds (in the background)."""
+        name, ms = self._key("sess", key), max(1, int(ttl * 1000))
+
+        async def op(client: aioredis.Redis) -> None:
+            await client.set(name, dep_id, px=ms)
+
+        self._enqueue(op)
 
     def on_tokens(self, dep_id: str, tokens: int) -> None:
         """Adds tokens to the deployment's cluster-wide tpm window (in the background)."""
@@ -233,6 +244,23 @@ class RedisState:
         if self._live:
             with contextlib.suppress(asyncio.QueueFull):
                 self._ops.put_nowait(op)
+
+    async def _hot(self, op: Op) -> Any:
+        """Runs a request-path call under the short bound.
+
+        Returns: its answer, or None when Redis is down, slow or failing (the caller goes on
+        locally)."""
+        client = self._client
+        if not self._live or client is None:
+            return None
+        try:
+            async with asyncio.timeout(self._op_timeout):
+                answer = await op(client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._hot_failure(exc)
+            return None
+        self.health.failures = 0
+        return answer
 
     def _hot_failure(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):

@@ -59,6 +59,8 @@ class SharedState(Protocol):
     async def reserve(self, dep_id: str, rpm: int | None, tpm: int | None) -> float | None: ...
     def on_tokens(self, dep_id: str, tokens: int) -> None: ...
     def remote(self, dep_id: str) -> RemoteStats: ...
+    async def get_session(self, key: str) -> str | None: ...
+    def put_session(self, key: str, dep_id: str, ttl: float) -> None: ...
     def status(self) -> dict[str, Any]: ...
 
 
@@ -95,6 +97,13 @@ class LocalState:
     def remote(self, dep_id: str) -> RemoteStats:
         """Returns: zeros (there are no other instances)."""
         return NO_REMOTE
+
+    async def get_session(self, key: str) -> str | None:
+        """Returns: None (no other instance could have served the session)."""
+        return None
+
+    def put_session(self, key: str, dep_id: str, ttl: float) -> None:
+        """Not shared: the router's own session map is the only one."""
 
     def status(self) -> dict[str, Any]:
         """Returns: the `server.redis` object of the state document."""
