@@ -4,6 +4,7 @@ endpoint modules)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 # (substring of the lower-cased User-Agent, name), most specific first.
@@ -31,8 +32,12 @@ MAX_SESSION = 200
 """A longer session id is cut: it is a key in memory and in the usage store."""
 
 
+@functools.lru_cache(maxsize=512)
 def client_name(user_agent: str) -> str:
-    """Returns the client's name for a User-Agent, or "" when it is not one we know."""
+    """Returns the client's name for a User-Agent, or "" when it is not one we know.
+
+    Memoized: a client sends the same User-Agent on every request (bounded, so a client
+    varying it cannot grow memory)."""
     if not user_agent:
         return ""
     lowered = user_agent.lower()
