@@ -2,6 +2,11 @@
 
 Requests pass through with the group name replaced by the upstream model; answers pass back
 byte for byte (only parsed for usage), so `usage` reaches the client unchanged.
+
+A Responses request (`POST /v1/responses`) to an `openai/` deployment goes to its
+`/responses` as the client sent it (only `model` replaced), and the answer is read into the
+neutral chat form by `openai_responses`; one whose upstream turns out not to serve
+`/responses` is remembered as Chat-only and translated to Chat Completions from then on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import orjson
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
+from proxy.providers import openai_responses
+from proxy.providers.base import StreamDecoder, passes_through
 from proxy.providers.retry_after import retry_after
 from proxy.schema import (
     ChatRequest,
@@ -21,6 +28,7 @@ from proxy.schema import (
     SSEEvent,
     UpstreamRequest,
     Usage,
+    dumps,
     text_preview,
 )
 
@@ -38,15 +46,67 @@ _CONTEXT_PHRASES = (
 )
 
 
+NATIVE_PROVIDER = "openai"
+"""The one provider whose Responses requests pass through (see `passes_through_on`)."""
+# A 404 to /responses that names a missing model, not a missing route (OpenAI's own answer
+# for an unknown model): that deployment does serve /responses.
+_MISSING_MODEL = "model_not_found"
+
+
 class OpenAIProvider:
-    """Adapter for OpenAI's Chat Completions, Embeddings and Completions endpoints."""
+    """Adapter for OpenAI's Chat Completions, Embeddings and Completions endpoints, and for
+    OpenAI's Responses API when a Responses client calls an `openai/` deployment."""
 
     wire = "openai"
     forwarded_headers: tuple[str, ...] = ()
-    native_wire: str | None = None
+    native_wire: str | None = "openai_responses"
     local = None
 
+    def __init__(self) -> None:
+        self.chat_only: set[tuple[str, str]] = set()
+        """(deployment id, api_base) of `openai/` deployments whose upstream answered 404 or
+        405 for `/responses`: their Responses requests are translated to Chat Completions
+        from then on. The adapter's only state, kept for the life of the instance (the
+        registry's one per process); keyed by base too, so a reload pointing the deployment
+        elsewhere asks again. Only ever added to (one atomic `set.add`): concurrent first
+        requests each get their 404 and each fall back."""
+
+    def passes_through_on(self, req: ChatRequest, dep: Deployment) -> bool:
+        """Whether `req` goes to `dep` as the client's own Responses request (only `model`
+        replaced) rather than translated to Chat Completions."""
+        return (
+            passes_through(self, req)
+            # Only OpenAI itself: the OpenAI-compatible vendors (groq, openrouter, deepseek,
+            # ollama, ...) share this adapter, but most serve no /responses, or a partial one,
+            # so their requests are translated.
+            and dep.provider == NATIVE_PROVIDER
+            and (dep.id, dep.api_base) not in self.chat_only
+        )
+
+    def lacks_native(self, req: ChatRequest, dep: Deployment, status: int, body: bytes) -> bool:
+        """Whether an error answer to `req`, sent to `dep` as a Responses request, means the
+        upstream has no `/responses` (404 or 405, but not a 404 naming a missing model); if
+        so, `dep` is remembered as Chat-only, so `build_request` now translates: the caller
+        retries at once, and the 404 counts against nothing.
+
+        Ask it only about an answer to a request that went to `/responses` (the attempt
+        does): a concurrent request may have marked `dep` already, which must not turn this
+        one's 404 into an error.
+        """
+        if status not in (404, 405) or not passes_through(self, req):
+            return False
+        if dep.provider != NATIVE_PROVIDER:
+            return False
+        if status == 404 and _error_fields(body, status)[2] == _MISSING_MODEL:
+            return False
+        self.chat_only.add((dep.id, dep.api_base))
+        return True
+
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
+        if req.native is not None and self.passes_through_on(req, dep):
+            native = {**req.native.body, "model": dep.upstream_model(req.model)}
+            headers = {"content-type": "application/json", **_auth_headers(dep)}
+            return UpstreamRequest("POST", dep.api_base + "/responses", headers, dumps(native))
         body = dict(req.body)
         body["model"] = dep.upstream_model(req.model)
         if req.stream:
@@ -61,6 +121,14 @@ class OpenAIProvider:
         return UpstreamRequest("GET", dep.api_base + "/models", _auth_headers(dep))
 
     def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
+        """Returns the answer for a 2xx body; a Response object (a pass-through) is read into
+        the neutral chat form, with `native` the upstream's bytes.
+
+        Raises:
+            UpstreamError: the body is not a valid answer, or is an error document.
+        """
+        if req.native is not None and self.passes_through_on(req, dep):
+            return openai_responses.parse_response(dep, body, self._classifier(dep))
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -83,8 +151,19 @@ class OpenAIProvider:
             model=str(doc.get("model") or ""),
         )
 
-    def open_stream(self, req: ChatRequest, dep: Deployment) -> OpenAIStream:
+    def open_stream(self, req: ChatRequest, dep: Deployment) -> StreamDecoder:
+        """Returns a decoder for one stream: Responses events for a pass-through, else chat
+        chunks relayed as they are."""
+        if req.native is not None and self.passes_through_on(req, dep):
+            classify = self._classifier(dep)
+            return openai_responses.ResponsesStreamDecoder(dep, classify, created=req.created)
         return OpenAIStream(self, dep)
+
+    def _classifier(self, dep: Deployment) -> openai_responses.Classify:
+        def classify(status: int, body: bytes) -> UpstreamError:
+            return self.classify_error(dep, status, {}, body)
+
+        return classify
 
     def classify_error(
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes

@@ -3,14 +3,20 @@
 Non-stream attempts return the parsed answer; stream attempts return once the first chunk
 has arrived (so a stream that fails before its first byte can still be retried elsewhere),
 holding the open upstream response for the router to relay.
+
+A pass-through whose upstream turns out not to serve the client's format (`NativeFallback`:
+OpenAI's Responses API on a Chat-only server) is sent again at once, translated, inside the
+same attempt: the router never sees that first answer, so it counts against nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError, UpstreamTimeout
@@ -18,6 +24,25 @@ from proxy.providers.base import Provider, StreamDecoder, passes_through
 from proxy.routing.transport import TransportError, UpstreamClient, UpstreamResponse
 from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, Usage
 from proxy.sse import SSEDecoder, encode_event
+
+log = logging.getLogger("llmproxy")
+
+
+@runtime_checkable
+class NativeFallback(Protocol):
+    """The optional ability of a provider whose pass-through depends on the deployment and
+    may turn out unserved upstream (`OpenAIProvider`: Responses only to `openai/`, and not to
+    a Chat-only server)."""
+
+    def passes_through_on(self, req: ChatRequest, dep: Deployment) -> bool:
+        """Whether `req` goes to `dep` in the client's own format."""
+        ...
+
+    def lacks_native(self, req: ChatRequest, dep: Deployment, status: int, body: bytes) -> bool:
+        """Whether this error answer to `req`, sent to `dep` in the client's format, means
+        the upstream lacks that format; if so, the provider remembers it and translates
+        requests to `dep` from now on."""
+        ...
 
 
 @dataclass
@@ -96,7 +121,9 @@ async def complete(
     local = provider.local
     if local is not None:
         return local.respond(req, dep)
+    native = _native(provider, req, dep)
     request = provider.build_request(req, dep)
+    started = asyncio.get_running_loop().time()
     try:
         async with asyncio.timeout(budget):
             response = await client.send(request)
@@ -109,6 +136,8 @@ async def complete(
     except TransportError as exc:
         raise connection_error(dep, exc) from None
     if response.status_code >= 400:
+        if native and _lacks_native(provider, req, dep, response.status_code, response.content):
+            return await complete(client, provider, req, dep, _left(budget, started))
         raise provider.classify_error(dep, response.status_code, response.headers, response.content)
     return provider.parse_response(req, dep, response.content)
 
@@ -132,8 +161,9 @@ async def open_stream(
     if local is not None:
         chunks = _one_by_one(local.stream(req, dep))
         return OpenStream(await anext(chunks), dep, chunks)
+    native = _native(provider, req, dep)
     request = provider.build_request(req, dep)
-    native = passes_through(provider, req)
+    started = asyncio.get_running_loop().time()
     response: UpstreamResponse | None = None
     source: AsyncIterator[list[Chunk]] | None = None
     try:
@@ -141,6 +171,10 @@ async def open_stream(
             response = await client.send(request, stream=True)
             if response.status_code >= 400:
                 body = await response.aread()
+                if native and _lacks_native(provider, req, dep, response.status_code, body):
+                    await response.aclose()
+                    response = None
+                    return await open_stream(client, provider, req, dep, _left(budget, started))
                 raise provider.classify_error(dep, response.status_code, response.headers, body)
             source = _decode(response, provider.open_stream(req, dep), native=native)
             first = await anext(source)
@@ -167,6 +201,38 @@ async def open_stream(
         await _abandon(source, response)
         raise
     return OpenStream(first, dep, source, response, native=native)
+
+
+def _native(provider: Provider, req: ChatRequest, dep: Deployment) -> bool:
+    """Whether `req` goes to `dep` in the client's own format (a pass-through)."""
+    if not passes_through(provider, req):
+        return False
+    return not isinstance(provider, NativeFallback) or provider.passes_through_on(req, dep)
+
+
+def _lacks_native(
+    provider: Provider, req: ChatRequest, dep: Deployment, status: int, body: bytes
+) -> bool:
+    """Whether an error answer to a request sent in the client's format means `dep` does not
+    serve that format (now remembered by the provider), so the request is to be sent again at
+    once, translated. Asked only after a pass-through, so the retry cannot loop."""
+    if req.native is None or not isinstance(provider, NativeFallback):
+        return False
+    if not provider.lacks_native(req, dep, status, body):
+        return False
+    log.info(
+        "deployment %s: the upstream answered %d for the %s format; its requests go "
+        "translated from now on",
+        dep.id,
+        status,
+        req.native.wire,
+    )
+    return True
+
+
+def _left(budget: float, started: float) -> float:
+    """The seconds of `budget` left since loop time `started` (the retry's own bound)."""
+    return max(0.0, budget - (asyncio.get_running_loop().time() - started))
 
 
 async def _decode(
