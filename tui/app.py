@@ -219,6 +219,7 @@ class DashboardApp(App[int]):
         rows += [
             ("Requests", "enter", "Request details"),
             ("Tester", "ctrl+s", "Send"),
+            ("Tester", "ctrl+f", "API: Chat Completions / Anthropic Messages / OpenAI Responses"),
             ("Tester", "escape", "Back to the panes"),
             ("Everywhere", "ctrl+p", "Command palette"),
             ("Everywhere", "tab", "Next pane"),
@@ -267,7 +268,8 @@ class DashboardApp(App[int]):
     @work(group="actions", exit_on_error=False)
     async def _run_action(self, action: str, deployment: str | None) -> dict[str, Any]:
         result = await self.source.action(action, deployment)
-        self.notify(describe_result(action, deployment, result), title=action)
+        # A probe's detail is the upstream's text: never markup.
+        self.notify(describe_result(action, deployment, result), title=action, markup=False)
         await self.source.refresh()
         return result
 
@@ -280,7 +282,10 @@ class DashboardApp(App[int]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
             self.notify(
-                f"{type(error).__name__}: {error}", title=event.worker.name, severity="error"
+                f"{type(error).__name__}: {error}",
+                title=event.worker.name,
+                severity="error",
+                markup=False,
             )
 
 

@@ -12,36 +12,45 @@ from pathlib import Path
 
 import httpx
 from textual.pilot import Pilot
-from textual.widgets import Select, TextArea
+from textual.widgets import DataTable, Select, TextArea
 
 from proxy.config.loader import DEMO_CONFIG, load_config
 from proxy.events import BusLogHandler
 from proxy.http.server import ProxyServer
 from proxy.runtime import Runtime
 from tui.launch import LocalDashboardApp
+from tui.panes.request_log import RequestLogPane
 from tui.screens.tester import TesterScreen
 
 PANES = [("1", "keys"), ("2", "requests"), ("3", "cache"), ("4", "cost"), ("5", "log")]
 PROMPT = "Write a short Markdown note on what this proxy does."
 
 
+OPENAI_PYTHON = {"user-agent": "OpenAI/Python 1.99.0"}
+CLAUDE_CODE = {
+    "user-agent": "claude-cli/2.1.0 (external, cli)",
+    "x-claude-code-session-id": "3f2a9c1d-7b4e-4f0a-9d2c-5e8b1a6f0c42",
+}
+CODEX = {"user-agent": "codex_exec/0.171.0 (Ubuntu 24.4.0; x86_64)"}
+
+
 async def traffic(base: str) -> None:
-    """Sends a mix of requests: plain, streamed, a repeat (cache hit) and an unknown model."""
+    """Sends a mix of requests through each API, as the agents send them: plain, streamed, a
+    repeat (cache hit) and an unknown model."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        for i, (model, stream) in enumerate(
-            [
-                ("demo-fast", False),
-                ("demo-writer", True),
-                ("demo-fast", True),
-                ("demo-writer", False),
-            ]
-        ):
+        for i, (model, stream) in enumerate([("demo-fast", False), ("demo-writer", True)]):
             body = {
                 "model": model,
                 "stream": stream,
                 "messages": [{"role": "user", "content": f"question {i}"}],
             }
-            await client.post("/v1/chat/completions", json=body)
+            await client.post("/v1/chat/completions", json=body, headers=OPENAI_PYTHON)
+        claude = {"model": "demo-writer", "max_tokens": 512, "stream": True,
+                  "messages": [{"role": "user", "content": "fix the failing test"}]}  # fmt: skip
+        await client.post("/v1/messages?beta=true", json=claude, headers=CLAUDE_CODE)
+        codex = {"model": "demo-fast", "stream": True, "input": "list the files",
+                 "prompt_cache_key": "01a2334a-93bd-7c82-8588-5673ba24b07e"}  # fmt: skip
+        await client.post("/v1/responses", json=codex, headers=CODEX)
         repeat = {"model": "demo-fast", "messages": [{"role": "user", "content": "question 0"}]}
         await client.post("/v1/chat/completions", json=repeat)  # answered from the cache
         await client.post("/v1/chat/completions", json={**repeat, "model": "no-such-model"})
@@ -53,7 +62,7 @@ async def run_tester(app: LocalDashboardApp, pilot: Pilot[int]) -> None:
     assert isinstance(tester, TesterScreen)
     tester.query_one("#tester-group", Select).value = "demo-writer"
     tester.query_one("#tester-prompt", TextArea).text = PROMPT
-    await pilot.press("ctrl+s")
+    await pilot.press("ctrl+f", "ctrl+s")  # through the Anthropic Messages API
     if tester.worker is not None:
         await tester.worker.wait()
     for _ in range(40):  # until the request's cost arrives from the bus
@@ -61,6 +70,15 @@ async def run_tester(app: LocalDashboardApp, pilot: Pilot[int]) -> None:
         if tester.runs and tester.runs[-1].cost_known:
             break
         await pilot.pause(0.05)
+
+
+def open_request(app: LocalDashboardApp, client: str) -> None:
+    """Puts the Requests pane's cursor on the first request from `client`."""
+    pane = app.query_one(RequestLogPane)
+    table = app.query_one("#requests-table", DataTable)
+    keys = [str(row.value) for row in table.rows]
+    row = next(i for i, key in enumerate(keys) if pane.requests[key].get("client") == client)
+    table.move_cursor(row=row, animate=False)
 
 
 async def settle(app: LocalDashboardApp, pilot: Pilot[int]) -> None:
@@ -116,7 +134,12 @@ async def capture(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
                     await pilot.press(key)
                     save(name)
                     await pilot.press(key)
-                await pilot.press("2", "enter")
+                await pilot.press("4", "g")
+                save("cost_by_client")
+                await pilot.press("g", "g", "4")
+                await pilot.press("2")
+                open_request(app, client="Claude Code")
+                await pilot.press("enter")
                 save("request_detail")
                 await pilot.press("escape", "2", "question_mark")
                 save("help")

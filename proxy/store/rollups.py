@@ -1,5 +1,6 @@
 """Usage aggregates: the counters of one slice of requests (`Sums`), nearest-rank percentiles,
-and the roll-up of (group, deployment, day) slices into the `usage` object of the state document.
+and the roll-up of (group, deployment, day, client) slices into the `usage` object of the state
+document.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def _row(sums: Sums, latencies: list[float]) -> dict[str, Any]:
             "p95_ms": percentile(latencies, 0.95)}  # fmt: skip
 
 
-SliceKey = tuple[str, str | None, str]  # (group, deployment, UTC day)
-LatencySample = tuple[str, str | None, str, float]
+SliceKey = tuple[str, str | None, str, str]  # (group, deployment, UTC day, client)
+LatencySample = tuple[str, str | None, str, str, float]
 
 
 def rollup(
@@ -62,22 +63,30 @@ def rollup(
     latencies: list[LatencySample],
     today: str,
 ) -> dict[str, Any]:
+    """Rolls slices up into the `usage` object of docs/internals.md (without spend_series).
+
+    Every request is in exactly one row of each `by_*` list, so each list adds up to `totals`
+    (the `*_today` lists to `today`); `by_deployment*` leave out requests no deployment
+    served.
+    """
     scopes: dict[tuple[Any, ...], Sums] = {}
     lat: dict[tuple[Any, ...], list[float]] = {}
 
-    def scope_keys(grp: str, dep: str | None, day: str) -> list[tuple[Any, ...]]:
-        keys: list[tuple[Any, ...]] = [("totals",), ("group", grp)]
+    def scope_keys(grp: str, dep: str | None, day: str, client: str) -> list[tuple[Any, ...]]:
+        keys: list[tuple[Any, ...]] = [("totals",), ("group", grp), ("client", client)]
         if dep is not None:
             keys.append(("deployment", dep, grp))
         if day == today:
-            keys += [("today",), ("group_today", grp)]
+            keys += [("today",), ("group_today", grp), ("client_today", client)]
+            if dep is not None:
+                keys.append(("deployment_today", dep, grp))
         return keys
 
-    for (grp, dep, day), part in sums:
-        for key in scope_keys(grp, dep, day):
+    for (grp, dep, day, client), part in sums:
+        for key in scope_keys(grp, dep, day, client):
             scopes.setdefault(key, Sums()).add(part)
-    for grp, dep, day, ms in latencies:
-        for key in scope_keys(grp, dep, day):
+    for grp, dep, day, client, ms in latencies:
+        for key in scope_keys(grp, dep, day, client):
             lat.setdefault(key, []).append(ms)
 
     def row(key: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
@@ -92,4 +101,9 @@ def rollup(
         "by_group": [row(k, group=k[1]) for k in listed("group")],
         "by_group_today": [row(k, group=k[1]) for k in listed("group_today")],
         "by_deployment": [row(k, deployment=k[1], group=k[2]) for k in listed("deployment")],
+        "by_deployment_today": [
+            row(k, deployment=k[1], group=k[2]) for k in listed("deployment_today")
+        ],
+        "by_client": [row(k, client=k[1]) for k in listed("client")],
+        "by_client_today": [row(k, client=k[1]) for k in listed("client_today")],
     }

@@ -142,8 +142,9 @@ class UsageLedger:
         """The `usage` object of `GET /llmproxy/state`; safe from any thread.
 
         Returns:
-            totals, today, by_group, by_group_today, by_deployment (ROWs with p50_ms/p95_ms)
-            and spend_series ([hour_ts, cost] for the last 24 hours, oldest first).
+            totals, today, by_group, by_group_today, by_deployment, by_deployment_today,
+            by_client, by_client_today (ROWs with p50_ms/p95_ms) and spend_series
+            ([hour_ts, cost] for the last 24 hours, oldest first).
         """
         now = self._clock()
         if self._thread is not None:
@@ -166,9 +167,10 @@ class UsageLedger:
     def _fold(self, ev: RequestFinished) -> None:
         """Adds one request to the aggregates; the caller holds the lock."""
         day = usage_store.utc_day(ev.time)
-        self._add_sums((ev.group, ev.deployment, day), Sums.of(ev))
+        client = usage_store.client_of(ev)  # as stored, so reloaded rows land in the same slice
+        self._add_sums((ev.group, ev.deployment, day, client), Sums.of(ev))
         if ev.status < 400 and ev.cache != "hit":
-            self._latencies.append((ev.group, ev.deployment, day, ev.latency_ms))
+            self._latencies.append((ev.group, ev.deployment, day, client, ev.latency_ms))
         hour = int(ev.time // 3600 * 3600)
         self._hourly[hour] = self._hourly.get(hour, 0.0) + (ev.cost or 0.0)
 
@@ -238,8 +240,8 @@ class UsageLedger:
             recent = [] if replace else list(self._latencies)
             if replace:
                 self._sums, self._hourly = {}, {}
-            for grp, dep, day, *counts in sums:
-                self._add_sums((grp, dep, day), Sums(*(c or 0 for c in counts)))
+            for grp, dep, day, client, *counts in sums:
+                self._add_sums((grp, dep, day, client or ""), Sums(*(c or 0 for c in counts)))
             self._latencies.clear()
             self._latencies.extend(latencies)
             self._latencies.extend(recent)

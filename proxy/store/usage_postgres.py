@@ -34,18 +34,24 @@ _V1 = (
     "CREATE INDEX IF NOT EXISTS requests_dep_day ON requests (deployment, day)",
     "CREATE INDEX IF NOT EXISTS requests_time ON requests (time)",
 )
-MIGRATIONS: list[tuple[str, ...]] = [_V1]
+_V2 = (  # as SQLite's v2: rows from before it came through Chat Completions, client unnamed
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS front_door TEXT NOT NULL DEFAULT 'chat'",
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS session TEXT NULL",
+)
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
 """MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit a shipped one."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SUMS = """
-SELECT grp, deployment, day, COUNT(*)::bigint, COALESCE(SUM(prompt_tokens), 0)::bigint,
+SELECT grp, deployment, day, client, COUNT(*)::bigint,
+       COALESCE(SUM(prompt_tokens), 0)::bigint,
        COALESCE(SUM(completion_tokens), 0)::bigint, COALESCE(SUM(cost), 0)::float8,
        COUNT(*) FILTER (WHERE cost IS NULL AND status < 400)::bigint,
        COUNT(*) FILTER (WHERE status >= 400)::bigint, COUNT(*) FILTER (WHERE cache = 'hit')::bigint
-FROM requests GROUP BY grp, deployment, day"""
+FROM requests GROUP BY grp, deployment, day, client"""
 _LATENCIES = """
-SELECT grp, deployment, day, latency_ms FROM requests
+SELECT grp, deployment, day, client, latency_ms FROM requests
 WHERE status < 400 AND cache <> 'hit' ORDER BY time DESC LIMIT $1"""
 _HOURLY = """
 SELECT (FLOOR(time / 3600) * 3600)::bigint AS hour, COALESCE(SUM(cost), 0)::float8 FROM requests
@@ -103,11 +109,13 @@ class PostgresBackend:
         return int(str(status).rsplit(" ", 1)[-1] or 0)
 
     def load_sums(self) -> list[tuple[Any, ...]]:
-        """Returns: per (grp, deployment, day) the counters `usage_store.load_sums` returns."""
+        """Returns: per (grp, deployment, day, client) the counters `usage_store.load_sums`
+        returns."""
         return [tuple(r) for r in self._call(lambda c: c.fetch(_SUMS))]
 
     def load_latencies(self, limit: int) -> list[tuple[Any, ...]]:
-        """Returns: (grp, deployment, day, latency_ms) of the latest rows, oldest first."""
+        """Returns: (grp, deployment, day, client, latency_ms) of the latest rows, oldest
+        first."""
         rows = [tuple(r) for r in self._call(lambda c: c.fetch(_LATENCIES, limit))]
         rows.reverse()
         return rows

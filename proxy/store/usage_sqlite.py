@@ -17,9 +17,13 @@ COLUMNS = (
     "id", "time", "day", "grp", "deployment", "provider", "kind", "stream", "status",
     "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "cost_saved", "latency_ms",
     "ttft_ms", "cache", "attempts", "fallback", "error", "estimated",
+    "front_door", "client", "session",
 )  # fmt: skip
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 BUSY_TIMEOUT_MS = 200  # short: a locked file is retried by the writer loop, not waited on
+MAX_CLIENT_CHARS = 64
+MAX_SESSION_CHARS = 200
+"""Client and session come from the request: a hostile one cannot grow the rows without bound."""
 
 
 def utc_day(t: float) -> str:
@@ -46,9 +50,16 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS requests_time ON requests (time)")
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # Rows from before v2 all came through Chat Completions, from clients nobody named.
+    db.execute("ALTER TABLE requests ADD COLUMN front_door TEXT NOT NULL DEFAULT 'chat'")
+    db.execute("ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE requests ADD COLUMN session TEXT NULL")
+
+
 # MIGRATIONS[n] takes a database at user_version n to n + 1. A schema change appends a
-# function here (v1 -> v2 next); never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+# function here (v2 -> v3 next); never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -104,8 +115,14 @@ def as_row(ev: RequestFinished) -> tuple[Any, ...]:
         ev.id, ev.time, utc_day(ev.time), ev.group, ev.deployment, ev.provider, ev.kind,
         int(ev.stream), ev.status, ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens,
         ev.cost, ev.cost_saved, ev.latency_ms, ev.ttft_ms, ev.cache, ev.attempts, ev.fallback,
-        ev.error, int(ev.tokens_estimated),
+        ev.error, int(ev.tokens_estimated), ev.front_door, client_of(ev),
+        ev.session[:MAX_SESSION_CHARS] if ev.session is not None else None,
     )  # fmt: skip
+
+
+def client_of(ev: RequestFinished) -> str:
+    """Returns: the client name as stored (cut to MAX_CLIENT_CHARS; "" when unnamed)."""
+    return (ev.client or "")[:MAX_CLIENT_CHARS]
 
 
 def insert(db: sqlite3.Connection, events: Iterable[RequestFinished]) -> None:
@@ -125,21 +142,21 @@ def prune(db: sqlite3.Connection, before: float) -> int:
 
 
 def load_sums(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    """Returns: per (grp, deployment, day): requests, tokens in, tokens out, cost,
+    """Returns: per (grp, deployment, day, client): requests, tokens in, tokens out, cost,
     unknown-cost requests, errors and cache hits, over every stored row."""
     return db.execute(
-        """SELECT grp, deployment, day, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),
-                  TOTAL(cost), SUM(cost IS NULL AND status < 400), SUM(status >= 400),
-                  SUM(cache = 'hit')
-           FROM requests GROUP BY grp, deployment, day"""
+        """SELECT grp, deployment, day, client, COUNT(*), SUM(prompt_tokens),
+                  SUM(completion_tokens), TOTAL(cost), SUM(cost IS NULL AND status < 400),
+                  SUM(status >= 400), SUM(cache = 'hit')
+           FROM requests GROUP BY grp, deployment, day, client"""
     ).fetchall()
 
 
 def load_latencies(db: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
-    """Returns: (grp, deployment, day, latency_ms) of the `limit` latest timed rows, oldest
-    first."""
+    """Returns: (grp, deployment, day, client, latency_ms) of the `limit` latest timed rows,
+    oldest first."""
     rows = db.execute(
-        """SELECT grp, deployment, day, latency_ms FROM requests
+        """SELECT grp, deployment, day, client, latency_ms FROM requests
            WHERE status < 400 AND cache != 'hit' ORDER BY time DESC LIMIT ?""",
         (limit,),
     ).fetchall()

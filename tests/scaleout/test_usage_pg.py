@@ -13,7 +13,7 @@ import pytest
 
 from proxy.events import RequestFinished
 from proxy.store.usage import UsageLedger
-from proxy.store.usage_postgres import SCHEMA_VERSION, PostgresBackend, is_postgres_url
+from proxy.store.usage_postgres import MIGRATIONS, SCHEMA_VERSION, PostgresBackend, is_postgres_url
 from proxy.store.usage_sqlite import COLUMNS
 from tests.conftest import free_port
 from tests.scaleout.conftest import admin
@@ -144,6 +144,40 @@ def test_retention_prunes_shared_rows(pg_url: str) -> None:
         assert fetch(pg_url, "SELECT id FROM requests")[0][0] == "req-2"
     finally:
         led.close()
+
+
+def test_migration_from_v1_keeps_old_rows(pg_url: str) -> None:
+    async def v1_database() -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("CREATE TABLE llmproxy_schema (version INT NOT NULL)")
+            await conn.execute("INSERT INTO llmproxy_schema VALUES (1)")
+            for statement in MIGRATIONS[0]:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO requests (id, time, day, grp, status, cost, latency_ms, cache) "
+                "VALUES ('old-1', $1, 'x', 'fast', 200, 0.5, 100.0, 'miss')",
+                NOW - 100,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(v1_database())
+    led = pg_ledger(pg_url)
+    try:
+        led.record(event(2, front_door="responses", client="Codex", session="s-1"))
+        assert led.flush()
+        wait_for(lambda: led.snapshot()["totals"]["requests"] == 2)
+        clients = {r["client"]: r["requests"] for r in led.snapshot()["by_client"]}
+        assert clients == {"": 1, "Codex": 1}
+    finally:
+        led.close()
+    assert fetch(pg_url, "SELECT version FROM llmproxy_schema")[0][0] == SCHEMA_VERSION == 2
+    stored = fetch(pg_url, "SELECT id, front_door, client, session FROM requests ORDER BY id")
+    assert [tuple(r) for r in stored] == [
+        ("old-1", "chat", "", None),
+        ("req-2", "responses", "Codex", "s-1"),
+    ]
 
 
 def test_url_kinds() -> None:

@@ -56,6 +56,7 @@ def deployment(dep_id, group, provider="openai", health="ok", **extra):
         "last_error_at": None,
         "weight": 1.0,
         "order": 1,
+        "sessions": 0,
     }
     dep.update(extra)
     return dep
@@ -94,9 +95,40 @@ def finished(req_id, group="gpt-4o", dep="gpt-4o-1", status=200, at=NOW - 30, **
             }
         ],
         "preview": "Hello! How can I help you today?",
+        "front_door": "chat",
+        "client": "openai-python",
+        "session": None,
     }
     event.update(extra)
     return event
+
+
+CLAUDE_SESSION = "3f2a9c1d-7b4e-4f0a-9d2c-5e8b1a6f0c42"
+CODEX_SESSION = "01a2334a-93bd-7c82-8588-5673ba24b07e"
+
+
+def recent() -> list[dict[str, Any]]:
+    """Three finished requests, one through each API."""
+    return [
+        finished("req-0", at=NOW - 60),
+        finished(
+            "req-1",
+            at=NOW - 59,
+            group="claude",
+            dep="claude-1",
+            provider="anthropic",
+            front_door="messages",
+            client="Claude Code",
+            session=CLAUDE_SESSION,
+        ),
+        finished(
+            "req-2",
+            at=NOW - 58,
+            front_door="responses",
+            client="Codex",
+            session=CODEX_SESSION,
+        ),
+    ]
 
 
 def state() -> dict[str, Any]:
@@ -198,9 +230,21 @@ def state() -> dict[str, Any]:
             "by_group": usage_groups,
             "by_group_today": [dict(row(12, 1500, 3600, 0.21, 0, 1, 820.0), group="gpt-4o")],
             "by_deployment": usage_deps,
+            "by_deployment_today": [
+                dict(row(12, 1500, 3600, 0.21, 0, 1, 820.0), deployment="gpt-4o-1", group="gpt-4o")
+            ],
+            "by_client": [  # adds up to totals, as the proxy's does
+                dict(row(10, 1000, 2000, 0.10, 0, 0, 700.0), client=""),
+                dict(row(18, 2500, 6000, 0.40, 0, 1, 900.0), client="Claude Code"),
+                dict(row(12, 2000, 4000, 0.27, 1, 1, 800.0), client="Codex"),
+            ],
+            "by_client_today": [
+                dict(row(4, 500, 1200, 0.06, 0, 0, 700.0), client=""),
+                dict(row(8, 1000, 2400, 0.15, 0, 1, 850.0), client="Claude Code"),
+            ],
             "spend_series": [[NOW - 3600 * i, (i % 5) * 0.01] for i in range(24, 0, -1)],
         },
-        "recent": [finished(f"req-{i}", at=NOW - 60 + i) for i in range(3)],
+        "recent": recent(),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sqlite3
 import time
 
 import httpx
@@ -16,6 +17,7 @@ from tests.tui.conftest import local_app, mock_config, running
 from tui.launch import LocalDashboardApp
 from tui.panes import format as fmt
 from tui.screens import tester as tester_screen
+from tui.screens import tester_wire
 
 
 @pytest.fixture
@@ -152,23 +154,97 @@ async def test_cost_by_group_adds_up_to_the_usage_store(tmp_path, upstream) -> N
         await pilot.press("q")
 
 
-async def test_the_tester_streams_an_answer(tmp_path) -> None:
+@pytest.mark.parametrize("wire", ["chat", "messages", "responses"])
+async def test_the_tester_streams_an_answer(tmp_path, wire: str) -> None:
     app = local_app(mock_config(tmp_path), tmp_path)
     async with running(app) as pilot:
         await started(app)
         await pilot.press("t")
         tester = app.screen
         assert isinstance(tester, tester_screen.TesterScreen)
+        while tester.wire != wire:
+            await pilot.press("ctrl+f")
         tester.query_one("#tester-prompt", TextArea).text = "say hello"
         await pilot.press("ctrl+s")
         assert tester.worker is not None
         await tester.worker.wait()
         run = tester.runs[-1]
+        assert run.wire == wire
         assert run.error is None and run.answer == "**Hello** from mock A"
         assert run.deployment == "mock-a-1" and run.cache == "miss" and run.ttft_ms is not None
+        assert isinstance(run.usage.get("completion_tokens"), int)
         assert "Hello" in tester.query_one("#tester-answer", Markdown).source
         await until(pilot, app, lambda: run.cost_known)
         result = str(tester.query_one("#tester-result", Static).content)
         assert "served by mock-a-1" in result and "cache miss" in result
-        await pilot.press("escape", "q")
+        assert f"via {tester_wire.FORMATS[wire].label}" in result
+        await pilot.press("escape")
+        table = app.query_one("#requests-table", DataTable)
+        await until(pilot, app, lambda: run.request_id in table.rows)
+        assert cell(app, "requests-table", str(run.request_id), "door") == wire
+        assert cell(app, "requests-table", str(run.request_id), "client") == "httpx"
+        await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_clients_and_sessions_reach_the_panes_and_the_store(tmp_path) -> None:
+    app = local_app(mock_config(tmp_path), tmp_path)
+    async with running(app) as pilot:
+        base = await started(app)
+        async with httpx.AsyncClient(base_url=base) as client:
+            claude = await client.post(
+                "/v1/messages",
+                json={"model": "mock-a", "max_tokens": 50,
+                      "messages": [{"role": "user", "content": "hi"}]},
+                headers={"user-agent": "claude-cli/2.1.0 (external, cli)",
+                         "x-claude-code-session-id": "5d8e7c6b-aaaa-bbbb-cccc-1234567890ab"},
+            )  # fmt: skip
+            codex = await client.post(
+                "/v1/responses",
+                json={"model": "mock-b", "input": "hi", "prompt_cache_key": "codex-session-1"},
+                headers={"user-agent": "codex_exec/0.171.0"},
+            )
+            plain = await client.post(
+                "/v1/chat/completions",
+                json={"model": "mock-b", "messages": [{"role": "user", "content": "yo"}]},
+                headers={"user-agent": "something-new/1.0"},
+            )
+        assert {claude.status_code, codex.status_code, plain.status_code} == {200}
+        table = app.query_one("#requests-table", DataTable)
+        ids = [r.headers["x-request-id"] for r in (claude, codex, plain)]
+        await until(pilot, app, lambda: all(i in table.rows for i in ids))
+        shown = [
+            tuple(cell(app, "requests-table", i, c) for c in ("door", "client", "session"))
+            for i in ids
+        ]
+        assert shown == [
+            ("messages", "Claude Code", "5d8e7c6b…"),
+            ("responses", "Codex", "codex-se…"),
+            ("chat", "—", "—"),
+        ]
+        runtime = app.source.runtime
+        for _ in range(100):
+            state = await asyncio.wrap_future(app.server.submit(runtime.state.snapshot()))
+            if state["usage"]["totals"]["requests"] == 3:
+                break
+            await asyncio.sleep(0.05)
+        clients = {r["client"]: r for r in state["usage"]["by_client"]}
+        assert set(clients) == {"Claude Code", "Codex", ""}
+        assert sum(r["cost"] for r in clients.values()) == pytest.approx(
+            state["usage"]["totals"]["cost"]
+        )
+        await app.source.refresh()
+        app.refresh_data()
+        await pilot.press("4", "g")
+        rows = [str(k.value) for k in app.query_one("#cost-table", DataTable).rows]
+        assert sorted(rows) == ["c:", "c:Claude Code", "c:Codex", "total"]
+        assert cell(app, "cost-table", "total", "requests") == "3"
+        await pilot.press("q")
+    # `q` stopped the proxy, which wrote every pending usage row.
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        stored = db.execute("SELECT front_door, client, session FROM requests ORDER BY time")
+        assert stored.fetchall() == [
+            ("messages", "Claude Code", "5d8e7c6b-aaaa-bbbb-cccc-1234567890ab"),
+            ("responses", "Codex", "codex-session-1"),
+            ("chat", "", None),
+        ]

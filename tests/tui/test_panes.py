@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.widgets import DataTable, Markdown, Static
 
-from tests.tui.conftest import NOW, FakeSource, finished, make_app
+from tests.tui.conftest import CLAUDE_SESSION, NOW, FakeSource, finished, make_app
 from tui.panes.request_log import RequestLogPane, matches
 from tui.screens import tester as tester_screen
 from tui.screens.help import HelpScreen
@@ -148,7 +149,7 @@ async def test_cache_clear_and_cost_period(source: FakeSource) -> None:
         await app.workers.wait_for_complete()
         assert source.actions == [("clear_cache", None)]
         await pilot.press("4", "a")
-        assert app.query_one("#cost-table", DataTable).row_count == 2  # today: 1 group + total
+        assert app.query_one("#cost-table", DataTable).row_count == 3  # today: group, dep, total
         assert cell(app, "cost-table", "total", "cost") == "$0.2100"
         await pilot.press("a")
         assert app.query_one("#cost-table", DataTable).row_count == 6
@@ -251,3 +252,178 @@ async def test_no_color_renders_in_greys_and_keeps_health_in_words(
         assert cell(app, "keys-table", "gpt-4o-2", "health") == "◔ cooling down 42s"
     non_grey = {c for c in _colours(svg) if len(set(c)) > 1} - _WINDOW_CHROME
     assert not non_grey, sorted(non_grey)[:5]
+
+
+def columns(app, table_id: str) -> list[str]:
+    return [str(c.value) for c in app.query_one(f"#{table_id}", DataTable).columns]
+
+
+async def test_requests_show_the_api_client_and_session(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        assert columns(app, "requests-table") == [
+            "time", "door", "client", "session", "route", "status", "latency", "tokens", "cost",
+            "cache",
+        ]  # fmt: skip
+        assert cell(app, "requests-table", "req-0", "door") == "chat"
+        assert cell(app, "requests-table", "req-0", "client") == "openai-python"
+        assert cell(app, "requests-table", "req-0", "session") == "—"
+        assert cell(app, "requests-table", "req-1", "door") == "messages"
+        assert cell(app, "requests-table", "req-1", "client") == "Claude Code"
+        assert cell(app, "requests-table", "req-1", "session") == "3f2a9c1d…"
+        assert cell(app, "requests-table", "req-2", "door") == "responses"
+        table = app.query_one("#requests-table", DataTable)
+        assert table.virtual_size.width <= table.size.width  # fits: no sideways scrolling
+
+
+async def test_requests_columns_follow_the_width(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert columns(app, "requests-table") == [
+            "time", "door", "client", "route", "status", "latency", "cost",
+        ]  # fmt: skip
+        assert cell(app, "requests-table", "req-1", "door") == "msgs"
+        assert cell(app, "requests-table", "req-2", "door") == "resp"
+        table = app.query_one("#requests-table", DataTable)
+        assert table.virtual_size.width <= table.size.width
+        await pilot.resize_terminal(180, 40)
+        await pilot.pause()
+        assert {"session", "ttft", "fallback"} <= set(columns(app, "requests-table"))
+        assert table.row_count == 3  # rebuilt with the new columns
+        assert cell(app, "requests-table", "req-1", "session") == "3f2a9c1d-7b4…"
+
+
+HOSTILE = "[/oops][bold red]x\x1b[2J\x07\u202e" + "y" * 5000
+
+
+async def test_client_strings_are_plain_text_cut_short(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        source.push(
+            finished("evil", group=HOSTILE, dep=None, status=404, client=HOSTILE, session=HOSTILE,
+                     front_door="messages", error=HOSTILE, preview=HOSTILE)
+        )  # fmt: skip
+        source.push({"type": "deployment_changed", "deployment": "gpt-4o-1", "health": "failing",
+                     "reason": HOSTILE})  # fmt: skip
+        app.refresh_data()
+        await pilot.pause()
+        assert cell(app, "keys-table", "gpt-4o-1", "last_error").startswith("[/oops][bold")
+        for column, cells in [("client", 13), ("session", 9), ("route", 26)]:
+            shown = cell(app, "requests-table", "evil", column)
+            assert shown.startswith("[/oops]") and "…" in shown, column
+            assert len(shown) <= cells and "\x1b" not in shown, column
+        table = app.query_one("#requests-table", DataTable)
+        assert table.virtual_size.width <= table.size.width
+        await pilot.press("2", "end", "enter")
+        assert isinstance(app.screen, RequestDetailScreen)
+        summary = text_of(app.screen, "#detail-summary")
+        assert "\x1b" not in summary and "\x07" not in summary and "\u202e" not in summary
+        assert "[/oops][bold red]x\\x1b[2J\\x07\\u202eyyy" in summary  # shown, escaped
+        assert "yyy…" in summary and len(summary) < 3000
+
+
+async def test_the_detail_shows_api_client_and_session_in_full(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2", "up", "enter")  # req-1, through the Messages API
+        summary = text_of(app.screen, "#detail-summary")
+        assert "API         messages (Anthropic Messages, /v1/messages)" in summary
+        assert "Client      Claude Code" in summary
+        assert f"Session     {CLAUDE_SESSION}" in summary
+
+
+def test_filter_by_client_api_and_session() -> None:
+    req = {"group": "gpt-4o", "client": "Claude Code", "front_door": "messages",
+           "session": CLAUDE_SESSION, "status": 200}  # fmt: skip
+    assert matches(req, "claude") and matches(req, "messages ok") and matches(req, "3f2a")
+    assert not matches(req, "codex") and not matches(req, "responses")
+
+
+async def test_cost_groups_by_group_deployment_or_client(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.query_one("#cost")
+        table = app.query_one("#cost-table", DataTable)
+        assert table.row_count == 6 and "by deployment" in str(pane.border_subtitle)
+        await pilot.press("4", "g")
+        assert str(pane.border_subtitle) == "all time · by client"
+        assert [str(k.value) for k in table.rows] == ["c:Claude Code", "c:Codex", "c:", "total"]
+        assert cell(app, "cost-table", "c:", "name") == "(unnamed)"
+        usage = source.state["usage"]
+        for column, key in [("requests", "requests"), ("cost", "cost")]:
+            shown = [cell(app, "cost-table", f"c:{r['client']}", column) for r in
+                     usage["by_client"]]  # fmt: skip
+            total = cell(app, "cost-table", "total", column)
+            assert sum(float(v.strip("$")) for v in shown) == pytest.approx(
+                float(total.strip("$"))
+            ), key
+        await pilot.press("a")  # today, by client
+        assert [str(k.value) for k in table.rows] == ["c:Claude Code", "c:", "total"]
+        await pilot.press("g")  # today, by group
+        assert [str(k.value) for k in table.rows] == ["g:gpt-4o", "total"]
+        await pilot.press("g")  # today, by deployment
+        assert [str(k.value) for k in table.rows] == ["g:gpt-4o", "d:gpt-4o-1", "total"]
+        await pilot.press("a")
+        assert (
+            table.row_count == 6
+            and cell(app, "cost-table", "d:claude-1", "name").strip() == "└ claude-1"
+        )
+
+
+async def test_the_tester_switches_api(source: FakeSource) -> None:
+    source.base_url = "http://127.0.0.1:9"  # discard port: connection refused
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t", *"hi")
+        tester = app.screen
+        assert isinstance(tester, tester_screen.TesterScreen)
+        assert tester.wire == "chat" and "/v1/chat/completions" in text_of(tester, "#tester-title")
+        await pilot.press("ctrl+f")
+        assert tester.wire == "messages" and "/v1/messages" in text_of(tester, "#tester-title")
+        await pilot.press("ctrl+s")
+        await app.workers.wait_for_complete()
+        assert tester.runs[-1].wire == "messages"
+        result = text_of(tester, "#tester-result")
+        assert "ConnectError" in result and "via Anthropic Messages (/v1/messages)" in result
+        await pilot.press("ctrl+f")
+        assert tester.wire == "responses" and "/v1/responses" in text_of(tester, "#tester-title")
+        await pilot.press("ctrl+f")
+        assert tester.wire == "chat"
+
+
+async def test_retries_and_fallbacks_show_in_the_status(source: FakeSource) -> None:
+    source.state["recent"].append(finished("fb", attempts=3, fallback="claude", dep="claude-1"))
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert cell(app, "requests-table", "fb", "status") == "200 ×3 ↪"
+        assert cell(app, "requests-table", "req-0", "status") == "200"
+        await pilot.resize_terminal(180, 40)
+        await pilot.pause()
+        assert cell(app, "requests-table", "fb", "status") == "200"
+        assert cell(app, "requests-table", "fb", "attempts") == "3"
+        assert cell(app, "requests-table", "fb", "fallback") == "claude"
+
+
+async def test_the_route_takes_the_room_the_pane_has(source: FakeSource) -> None:
+    long_group = "claude-sonnet-4-5-20250929"
+    source.state["recent"].append(finished("long", group=long_group, dep="anthropic-main-1"))
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        narrow = cell(app, "requests-table", "long", "route")
+        assert len(narrow) == 26 and narrow.endswith("anthropic-main-1") and "…" in narrow
+        await pilot.resize_terminal(140, 40)
+        await pilot.pause()
+        wide = cell(app, "requests-table", "long", "route")
+        assert wide == f"{long_group} → anthropic-main-1"
+        table = app.query_one("#requests-table", DataTable)
+        assert table.virtual_size.width <= table.size.width
+
+
+async def test_a_filter_with_brackets_is_not_markup(source: FakeSource) -> None:
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2", "slash", *"[/x]", "enter")
+        await pilot.pause()
+        assert app.query_one(RequestLogPane).query_text == "[/x]"
+        assert "filter:&#160;[/x]" in app.export_screenshot()  # drawn, as typed
+        assert app.query_one("#requests-table", DataTable).row_count == 0

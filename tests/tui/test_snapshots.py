@@ -59,3 +59,12 @@ def test_help(snap_compare) -> None:
 
 def test_light_theme(snap_compare) -> None:
     assert snap_compare(make_app(FakeSource()), terminal_size=(120, 40), press=["T"])
+
+
+def test_cost_by_client(snap_compare) -> None:
+    assert snap_compare(make_app(FakeSource()), terminal_size=(120, 40), press=["4", "g"])
+
+
+def test_tester_through_messages(snap_compare) -> None:
+    press = ["t", "ctrl+f", *"hello"]
+    assert snap_compare(make_app(FakeSource()), terminal_size=(120, 40), press=press)

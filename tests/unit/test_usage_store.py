@@ -11,7 +11,7 @@ import pytest
 
 from proxy.events import RequestFinished
 from proxy.store.usage import UsageLedger
-from proxy.store.usage_sqlite import SCHEMA_VERSION
+from proxy.store.usage_sqlite import MIGRATIONS, SCHEMA_VERSION
 
 NOW = 1_750_003_600.0  # 2025-06-15T16:06:40Z
 DAY = 86400.0
@@ -50,7 +50,7 @@ def test_schema_and_wal(db_path: Path):
     assert led.flush()
     led.close()
     with sqlite3.connect(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"requests_day_grp", "requests_dep_day", "requests_time"} <= indexes
@@ -229,9 +229,116 @@ def check_aggregates(snap: dict) -> dict:
     assert set(deps) == {("openai-1", "fast"), ("openai-2", "fast"), ("anthropic-1", "smart")}
     assert deps[("openai-1", "fast")]["requests"] == 4  # the 502 had no deployment
     assert deps[("openai-2", "fast")]["cost_unknown"] == 1
+    deps_today = {r["deployment"]: r["requests"] for r in snap["by_deployment_today"]}
+    assert deps_today == {"openai-1": 3, "openai-2": 1, "anthropic-1": 1}  # row 7 is yesterday
     series = snap["spend_series"]
     assert len(series) == 24
     assert series[-1][0] == NOW // 3600 * 3600
     assert series[-1][1] == pytest.approx(1.3)
     assert sum(c for _, c in series) == pytest.approx(1.3)  # yesterday's row is > 24 h old
     return snap
+
+
+V1_COLUMNS = (
+    "id, time, day, grp, deployment, provider, kind, stream, status, prompt_tokens, "
+    "completion_tokens, cached_tokens, cost, cost_saved, latency_ms, ttft_ms, cache, attempts, "
+    "fallback, error, estimated"
+)
+
+
+def v1_database(path: Path, rows: int) -> None:
+    """A usage database as the v1 schema left it, with `rows` rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    with db:
+        MIGRATIONS[0](db)
+        db.execute("PRAGMA user_version = 1")
+        for i in range(rows):
+            db.execute(
+                f"INSERT INTO requests ({V1_COLUMNS}) VALUES "
+                "(?, ?, '2025-06-15', 'fast', 'openai-1', 'openai', 'chat', 0, 200, 10, 5, 0, "
+                "0.5, NULL, 100.0, NULL, 'miss', 1, NULL, NULL, 0)",
+                (f"old-{i}", NOW - 100 - i),
+            )
+    db.close()
+
+
+def test_migration_from_v1_keeps_old_rows(db_path: Path):
+    v1_database(db_path, rows=3)
+    led = ledger(db_path)
+    led.record(event(1, front_door="messages", client="Claude Code", session="sess-1234"))
+    assert led.flush()
+    snap = led.snapshot()
+    led.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        stored = db.execute(
+            "SELECT id, cost, front_door, client, session FROM requests ORDER BY id"
+        ).fetchall()
+    assert stored == [
+        ("old-0", 0.5, "chat", "", None),
+        ("old-1", 0.5, "chat", "", None),
+        ("old-2", 0.5, "chat", "", None),
+        ("req-1", 0.001, "messages", "Claude Code", "sess-1234"),
+    ]
+    assert snap["totals"]["requests"] == 4
+    assert {r["client"]: r["requests"] for r in snap["by_client"]} == {"": 3, "Claude Code": 1}
+
+
+def test_a_newer_schema_is_refused(db_path: Path):
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    led = ledger(db_path)
+    led.record(event(1))
+    assert not led.flush(timeout=0.5)
+    assert led.error is not None and "newer" in led.error
+    led.close(timeout=2.0)
+
+
+def test_hostile_client_strings_are_cut(db_path: Path):
+    led = ledger(db_path)
+    led.record(event(1, client="x" * 10_000, session="s" * 10_000))
+    led.close()
+    with sqlite3.connect(db_path) as db:
+        client, session = db.execute("SELECT client, session FROM requests").fetchone()
+    assert (len(client), len(session)) == (64, 200)
+    again = ledger(db_path)  # the reloaded row lands in the slice the live one was counted in
+    again.record(event(2, client="x" * 10_000))
+    assert again.flush()
+    assert [r["requests"] for r in again.snapshot()["by_client"]] == [2]
+    again.close()
+
+
+def test_by_client_adds_up(db_path: Path):
+    yesterday = NOW - DAY
+    rows = [
+        event(1, client="Claude Code", cost=0.10, latency_ms=10.0),
+        event(2, client="Claude Code", cost=0.20, latency_ms=30.0, group="smart"),
+        event(3, client="Codex", cost=0.40, latency_ms=20.0, front_door="responses"),
+        event(4, client="", cost=None, status=502, deployment=None, latency_ms=900.0),
+        event(5, client="Codex", cost=1.0, time=yesterday, latency_ms=50.0),
+    ]
+    first = ledger(db_path)
+    for ev in rows[:3]:
+        first.record(ev)
+    first.close()
+    led = ledger(db_path)
+    for ev in rows[3:]:
+        led.record(ev)
+    for snap in (led.snapshot(), (led.flush(), led.snapshot())[1]):
+        clients = {r["client"]: r for r in snap["by_client"]}
+        assert set(clients) == {"", "Claude Code", "Codex"}
+        assert clients["Claude Code"]["requests"] == 2
+        assert clients["Claude Code"]["cost"] == pytest.approx(0.30)
+        assert clients["Claude Code"]["p50_ms"] == 10.0  # nearest rank over 10, 30
+        assert clients["Codex"]["cost"] == pytest.approx(1.40)
+        assert clients[""]["errors"] == 1 and clients[""]["p50_ms"] is None
+        today = {r["client"]: r["requests"] for r in snap["by_client_today"]}
+        assert today == {"": 1, "Claude Code": 2, "Codex": 1}
+        for key in ("requests", "tokens_in", "tokens_out", "cost", "errors", "cost_unknown"):
+            whole = sum(r[key] for r in snap["by_client"])
+            assert whole == pytest.approx(snap["totals"][key]), key
+            part = sum(r[key] for r in snap["by_client_today"])
+            assert part == pytest.approx(snap["today"][key]), key
+    led.close()

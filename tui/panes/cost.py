@@ -1,5 +1,7 @@
-"""The Cost pane: requests, tokens, cost, errors and p50 by group (and deployment) for today or
-all time, from the usage store, with a sparkline of hourly spend over the last 24 hours."""
+"""The Cost pane: requests, tokens, cost, errors and p50 by group, by group and deployment, or
+by client, for today or all time, from the usage store, with a sparkline of hourly spend over
+the last 24 hours. The rows are the proxy's own roll-ups: the groups, and the clients, add up to
+the total."""
 
 from __future__ import annotations
 
@@ -13,34 +15,57 @@ from textual.widgets import DataTable, Sparkline, Static
 from tui.panes import format as fmt
 from tui.panes.base import Frame, Pane, define_columns, sync_rows
 
-COLUMNS = [
-    ("name", "Group / deployment"),
-    ("requests", "Reqs"),
-    ("tokens_in", "Tok in"),
-    ("tokens_out", "Tok out"),
-    ("cost", "Cost"),
-    ("errors", "Err"),
-    ("p50", "p50"),
-]
+GROUPINGS = ("group", "deployment", "client")
+"""What `g` cycles through, in order."""
+NAME_LABELS = {"group": "Group", "deployment": "Group / deployment", "client": "Client"}
+NAME_CELLS = 28
+"""Group and client names come from requests (an unknown model is a group too): cut short."""
+UNNAMED = "(unnamed)"
+"""A client whose User-Agent the proxy could not name."""
 
 
-def cost_rows(usage: dict[str, Any], today: bool) -> list[tuple[str, dict[str, Any]]]:
-    """Returns keyed table rows: each group, its deployments (all time only), then the total."""
-    groups = usage.get("by_group_today" if today else "by_group") or []
-    deployments = [] if today else usage.get("by_deployment") or []
-    rows: list[tuple[str, dict[str, Any]]] = []
-    for group in sorted(groups, key=lambda g: -float(g.get("cost") or 0)):
-        rows.append((f"g:{group['group']}", cells(group["group"], group)))
-        for dep in deployments:
-            if dep.get("group") == group["group"]:
-                rows.append((f"d:{dep['deployment']}", cells(f"  └ {dep['deployment']}", dep)))
+def columns(grouping: str) -> list[tuple[str, str]]:
+    return [
+        ("name", NAME_LABELS[grouping]), ("requests", "Reqs"), ("tokens_in", "Tok in"),
+        ("tokens_out", "Tok out"), ("cost", "Cost"), ("errors", "Err"), ("p50", "p50"),
+    ]  # fmt: skip
+
+
+def cost_rows(
+    usage: dict[str, Any], today: bool, grouping: str = "deployment"
+) -> list[tuple[str, dict[str, Any]]]:
+    """Returns keyed table rows, most costly first, then the total: each group (with its
+    deployments under it when grouping by deployment), or each client."""
+    suffix = "_today" if today else ""
+    if grouping == "client":
+        rows = [
+            (f"c:{c['client']}", cells(_name(c["client"] or UNNAMED, dim=not c["client"]), c))
+            for c in _by_cost(usage.get(f"by_client{suffix}"))
+        ]
+    else:
+        deployments = usage.get(f"by_deployment{suffix}") if grouping == "deployment" else None
+        rows = []
+        for group in _by_cost(usage.get(f"by_group{suffix}")):
+            rows.append((f"g:{group['group']}", cells(_name(group["group"]), group)))
+            for dep in deployments or []:
+                if dep.get("group") == group["group"]:
+                    name = Text.assemble("  └ ", _name(dep["deployment"]))
+                    rows.append((f"d:{dep['deployment']}", cells(name, dep)))
     total = usage.get("today" if today else "totals")
     if total:
         rows.append(("total", cells(Text("Total", style="bold"), total)))
     return rows
 
 
-def cells(name: str | Text, row: dict[str, Any]) -> dict[str, Any]:
+def _by_cost(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return sorted(rows or [], key=lambda r: -float(r.get("cost") or 0))
+
+
+def _name(name: str, dim: bool = False) -> Text:
+    return fmt.plain(name, NAME_CELLS, style="dim" if dim else "")
+
+
+def cells(name: Text, row: dict[str, Any]) -> dict[str, Any]:
     cost = fmt.dollars(row.get("cost", 0.0))
     if row.get("cost_unknown"):
         cost += "+?"  # some requests had no known price
@@ -56,16 +81,21 @@ def cells(name: str | Text, row: dict[str, Any]) -> dict[str, Any]:
 
 
 class CostPane(Pane):
-    """Reads `snapshot["usage"]`; `a` switches today / all time."""
+    """Reads `snapshot["usage"]`; `a` switches today / all time, `g` what the rows are."""
 
     PANE_ID = "cost"
     TITLE = "Cost"
     KEY = "4"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "toggle_period", "Today/all")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "toggle_period", "Today/all"),
+        Binding("g", "cycle_grouping", "Group by"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
         self.today = False
+        self.grouping = "deployment"
+        """One of GROUPINGS: each group, each group with its deployments, or each client."""
         self._usage: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -75,7 +105,7 @@ class CostPane(Pane):
         yield Sparkline([0.0], id="spend-spark")
 
     def on_mount(self) -> None:
-        define_columns(self.query_one(DataTable), COLUMNS)
+        define_columns(self.query_one(DataTable), columns(self.grouping))
         self._update_title()
 
     def apply(self, frame: Frame) -> None:
@@ -84,7 +114,8 @@ class CostPane(Pane):
             self._render_usage()
 
     def _render_usage(self) -> None:
-        sync_rows(self.query_one(DataTable), cost_rows(self._usage, self.today))
+        rows = cost_rows(self._usage, self.today, self.grouping)
+        sync_rows(self.query_one(DataTable), rows)
         series = [float(cost) for _hour, cost in self._usage.get("spend_series") or []]
         label = f"spend per hour, last 24 h: {fmt.dollars(sum(series))}"
         self.query_one("#spend-label", Static).update(label)
@@ -93,9 +124,16 @@ class CostPane(Pane):
             spark.data = series or [0.0]
 
     def _update_title(self) -> None:
-        self.border_subtitle = "today" if self.today else "all time"
+        period = "today" if self.today else "all time"
+        self.border_subtitle = f"{period} · by {self.grouping}"
 
     def action_toggle_period(self) -> None:
         self.today = not self.today
+        self._update_title()
+        self._render_usage()
+
+    def action_cycle_grouping(self) -> None:
+        self.grouping = GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)]
+        define_columns(self.query_one(DataTable), columns(self.grouping))
         self._update_title()
         self._render_usage()

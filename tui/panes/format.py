@@ -67,6 +67,34 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+def plain(value: object, limit: int | None = None, style: str = "") -> Text:
+    """Returns `value` as plain text, never markup, for strings a client sent (model, client,
+    session, error text): control and other unprintable characters (escape sequences, bidi
+    overrides) shown escaped as `\\x1b`, `\\u202e`, and the whole cut to `limit` cells with `…`."""
+    raw = str(value)
+    if limit is not None:
+        raw = raw[: limit * 4 + 1]  # cut a huge string before the per-character work
+    if not raw.isprintable():
+        raw = "".join(c if c.isprintable() else _escape(c) for c in raw)
+    text = Text(raw, style=style, no_wrap=limit is not None, end="")
+    if limit is not None and text.cell_len > limit:
+        text.truncate(limit, overflow="ellipsis")
+    return text
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def short_id(value: str | None, keep: int = 8) -> Text:
+    """Returns the start of an id (a session, a request), enough to tell ids apart: `3f2a9c1d…`;
+    `—` for none."""
+    if not value:
+        return Text("—", style="dim")
+    return plain(value, keep + 1)
+
+
 def clock_time(unix: float) -> str:
     """Returns local `HH:MM:SS`."""
     return time.strftime("%H:%M:%S", time.localtime(unix))

@@ -120,7 +120,7 @@ class KeyHealthPane(Pane):
             "in_flight": str(dep.get("in_flight", 0)),
             "p50": fmt.ms(dep.get("latency_p50_ms")),
             "errors": str(dep.get("errors", 0)),
-            "last_error": last_error[:60],
+            "last_error": fmt.plain(last_error, 60),  # the upstream's text: never markup
         }
 
     def action_deployment(self, action: str) -> None:

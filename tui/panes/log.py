@@ -13,6 +13,7 @@ from tui.panes import format as fmt
 from tui.panes.base import Frame, Pane
 
 LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red", "DEBUG": "dim"}
+MAX_MESSAGE = 4000
 
 
 def log_line(event: dict[str, Any]) -> Text:
@@ -21,7 +22,9 @@ def log_line(event: dict[str, Any]) -> Text:
     out = Text(f"{fmt.clock_time(event.get('time', 0.0))} ", style="dim")
     out.append(f"{level:<7} ", style=LEVEL_STYLES.get(level, "cyan"))
     out.append(f"{event.get('logger', '')}: ", style="dim")
-    out.append(str(event.get("message", "")))
+    # Messages quote what clients sent (a model name, an error body): escape, keep the lines.
+    lines = str(event.get("message", ""))[:MAX_MESSAGE].split("\n")
+    out.append_text(Text("\n").join(fmt.plain(line) for line in lines))
     return out
 
 

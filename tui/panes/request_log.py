@@ -1,13 +1,18 @@
-"""The Requests pane: a live tail of requests (updated in place as they finish), follow mode,
-a group/status filter, and Enter for a request's details."""
+"""The Requests pane: a live tail of requests (updated in place as they finish) with the API
+and client each came through, follow mode, a filter, and Enter for a request's details.
+Columns narrow and drop as the pane does (`columns_for`); every string a client could have
+chosen is shown as plain text, cut short."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.events import Resize
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
@@ -21,32 +26,80 @@ TABLE_ROWS = 200
 SLACK = 100
 PER_FRAME = 50
 """Under load only the newest requests of a frame reach the table (it is a live tail)."""
-DETAILED = [
-    ("time", "Time"),
-    ("route", "Group → deployment"),
-    ("status", "Status"),
-    ("latency", "Latency"),
-    ("ttft", "TTFT"),
-    ("tokens", "Tokens in/out"),
-    ("cost", "Cost"),
-    ("cache", "Cache"),
-    ("fallback", "Fallback"),
-    ("attempts", "Try"),
-]
-COMPACT = [
-    ("time", "Time"),
-    ("route", "Group → deployment"),
-    ("status", "St"),
-    ("latency", "Latency"),
-    ("tokens", "Tokens"),
-    ("cost", "Cost"),
-    ("cache", "Cache"),
-]
+
+
+USUAL_CELLS = {
+    "time": 8, "status": 3, "latency": 7, "ttft": 6, "tokens": 10, "cost": 7, "cache": 4,
+    "attempts": 2,
+}  # fmt: skip
+"""Usual widths of the columns that are not cut (`45.2k/1.2k` tokens: an agent's prompt)."""
+MIN_ROUTE, MAX_ROUTE = 16, 48
+
+
+@dataclass(frozen=True)
+class ColumnSet:
+    """The columns for one pane width, and how far each client-supplied string is cut."""
+
+    name: str
+    columns: list[tuple[str, str]]
+    client: int
+    session: int = 8
+    fallback: int = 12
+    short_door: bool = False
+    """`msgs` / `resp` instead of `messages` / `responses`."""
+
+    def route_cells(self, width: int) -> int:
+        """Returns the cells `group → deployment` may take in a pane `width` wide: what the
+        other columns leave at their usual widths (2 cells of padding each, 1 for the
+        scrollbar), between MIN_ROUTE and MAX_ROUTE."""
+        usual = {**USUAL_CELLS, "door": 4 if self.short_door else 9, "client": self.client,
+                 "session": self.session + 1, "fallback": self.fallback}  # fmt: skip
+        others = sum(max(usual[k], len(label)) + 2 for k, label in self.columns if k != "route")
+        return max(MIN_ROUTE, min(MAX_ROUTE, width - others - 3))
+
+
+WIDE = ColumnSet(
+    "wide",
+    [
+        ("time", "Time"), ("door", "API"), ("client", "Client"), ("session", "Session"),
+        ("route", "Group → deployment"), ("status", "Status"), ("latency", "Latency"),
+        ("ttft", "TTFT"), ("tokens", "Tokens in/out"), ("cost", "Cost"), ("cache", "Cache"),
+        ("fallback", "Fallback"), ("attempts", "Try"),
+    ],
+    client=16, session=12,
+)  # fmt: skip
+NORMAL = ColumnSet(  # 120 columns: TTFT and the fallback group move to the detail view
+    "normal",
+    [
+        ("time", "Time"), ("door", "API"), ("client", "Client"), ("session", "Session"),
+        ("route", "Group → deployment"), ("status", "St"), ("latency", "Latency"),
+        ("tokens", "Tokens"), ("cost", "Cost"), ("cache", "Cache"),
+    ],
+    client=13,
+)  # fmt: skip
+COMPACT = ColumnSet(  # 80 columns: the session, tokens and cache go too
+    "compact",
+    [
+        ("time", "Time"), ("door", "API"), ("client", "Client"), ("route", "Group → deployment"),
+        ("status", "St"), ("latency", "Latency"), ("cost", "Cost"),
+    ],
+    client=10, short_door=True,
+)  # fmt: skip
+WIDE_WIDTH, NORMAL_WIDTH = 168, 108
+"""Pane widths (inside its border) from which WIDE and NORMAL apply: 170- and 110-column
+terminals."""
+SHORT_DOORS = {"messages": "msgs", "responses": "resp"}
+
+
+def columns_for(width: int) -> ColumnSet:
+    """Returns the column set for a pane `width` cells wide."""
+    return WIDE if width >= WIDE_WIDTH else NORMAL if width >= NORMAL_WIDTH else COMPACT
 
 
 def matches(request: dict[str, Any], query: str) -> bool:
-    """Whether a request passes the filter: every word must match its group or deployment
-    (substring), its status (`429`, `5` for 5xx), or be `ok` / `err`."""
+    """Whether a request passes the filter: every word must match its group, deployment,
+    client, API (`messages`) or session (substring), its status (`429`, `5` for 5xx), or be
+    `ok` / `err`."""
     status = request.get("status")
     for word in query.lower().split():
         if word == "ok":
@@ -56,8 +109,8 @@ def matches(request: dict[str, Any], query: str) -> bool:
         elif word.isdigit():
             hit = status is not None and str(status).startswith(word)
         else:
-            names = f"{request.get('group', '')} {request.get('deployment') or ''}".lower()
-            hit = word in names
+            fields = ("group", "deployment", "client", "front_door", "session")
+            hit = any(word in str(request.get(f) or "").lower() for f in fields)
         if not hit:
             return False
     return True
@@ -103,20 +156,32 @@ class RequestLogPane(Pane):
         self.requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.follow = True
         self.query_text = ""
+        self.column_set = NORMAL
+        self.route_cells = NORMAL.route_cells(118)
+        """What `group → deployment` may take at the pane's width (see ColumnSet.route_cells)."""
 
     def compose(self) -> ComposeResult:
         yield RequestTable(cursor_type="row", zebra_stripes=True, id="requests-table")
-        yield Input(placeholder="filter: group, deployment, 429, 5, ok, err — Enter", id="filter")
+        yield Input(
+            placeholder="filter: group, deployment, client, API, session, 429, 5, ok, err — Enter",
+            id="filter",
+        )
 
     def on_mount(self) -> None:
-        define_columns(self.query_one(RequestTable), DETAILED)
+        define_columns(self.query_one(RequestTable), self.column_set.columns)
         self.query_one("#filter", Input).display = False
         self._update_title()
 
-    def set_compact(self, compact: bool) -> None:
-        if compact != self.compact:
-            super().set_compact(compact)
-            define_columns(self.query_one(RequestTable), COMPACT if compact else DETAILED)
+    def on_resize(self, event: Resize) -> None:
+        width = self.content_size.width  # inside the border (event.size is outside it)
+        wanted = columns_for(width)
+        route_cells = wanted.route_cells(width)
+        if wanted is not self.column_set:
+            self.column_set, self.route_cells = wanted, route_cells
+            define_columns(self.query_one(RequestTable), wanted.columns)
+            self._rebuild()
+        elif route_cells != self.route_cells:
+            self.route_cells = route_cells
             self._rebuild()
 
     def apply(self, frame: Frame) -> None:
@@ -164,27 +229,64 @@ class RequestLogPane(Pane):
         self._follow(table)
 
     def _cells(self, req: dict[str, Any]) -> dict[str, Any]:
-        finished = req.get("type") == "request_finished"
-        dep = req.get("deployment") or ("…" if not finished else "—")
-        tokens = f"{req.get('prompt_tokens', 0)}/{req.get('completion_tokens', 0)}"
+        """Returns the row of a request; every cell is a `Text` (a `str` cell would be read as
+        markup, and a model name such as `[/x]` would break the table)."""
+        if req.get("type") != "request_finished":
+            return self._started_cells(req)
+        cols = self.column_set
+        door = str(req.get("front_door") or "chat")
+        tokens_in, tokens_out = req.get("prompt_tokens"), req.get("completion_tokens")
+        tokens = f"{fmt.tokens(tokens_in)}/{fmt.tokens(tokens_out)}"
+        client = req.get("client") or ""
         return {
-            "time": fmt.clock_time(req["time"]),
-            "route": f"{req['group']} → {dep}",
-            "status": fmt.status(req.get("status") if finished else None),
-            "latency": fmt.ms(req.get("latency_ms")) if finished else "…",
-            "ttft": fmt.ms(req.get("ttft_ms")) if finished else "…",
-            "tokens": tokens if finished else "",
-            "cost": fmt.dollars(req.get("cost")) if finished else "",
-            "cache": req.get("cache", "") if finished else "",
-            "fallback": req.get("fallback") or "",
-            "attempts": str(req.get("attempts", "")) if finished else "",
+            "time": Text(fmt.clock_time(req["time"])),
+            "door": fmt.plain(SHORT_DOORS.get(door, door) if cols.short_door else door, 9),
+            "client": fmt.plain(client, cols.client) if client else Text("—", style="dim"),
+            "session": fmt.short_id(req.get("session"), cols.session),
+            "route": self._route(req, req.get("deployment") or "—"),
+            "status": self._status(req),
+            "latency": Text(fmt.ms(req.get("latency_ms"))),
+            "ttft": Text(fmt.ms(req.get("ttft_ms"))),
+            "tokens": Text(tokens),
+            "cost": Text(fmt.dollars(req.get("cost"))),
+            "cache": fmt.plain(req.get("cache", ""), 5),
+            "fallback": fmt.plain(req.get("fallback") or "", cols.fallback),
+            "attempts": Text(str(req.get("attempts", ""))),
         }
+
+    def _status(self, req: dict[str, Any]) -> Text:
+        """Returns the status; without Try and Fallback columns, it says `×3` when the request
+        took more than one attempt and `↪` when a fallback group served it."""
+        out = fmt.status(req.get("status"))
+        if "attempts" not in dict(self.column_set.columns):
+            if int(req.get("attempts") or 0) > 1:
+                out.append(f" ×{req['attempts']}", style="dim")
+            if req.get("fallback"):
+                out.append(" ↪", style="dim")
+        return out
+
+    def _started_cells(self, req: dict[str, Any]) -> dict[str, Any]:
+        wait = Text("…", style="dim")
+        cells: dict[str, Any] = {key: Text("") for key, _label in self.column_set.columns}
+        cells.update(time=Text(fmt.clock_time(req["time"])), route=self._route(req, "…"))
+        cells.update(status=fmt.status(None), latency=wait, ttft=wait)
+        return cells
+
+    def _route(self, req: dict[str, Any], dep: str) -> Text:
+        """Returns `group → deployment` in `route_cells`. When both do not fit, the deployment
+        (an id from the config) keeps up to two thirds of the room and the group is cut (it is
+        whatever model name the client asked for when it names no group)."""
+        room = self.route_cells - 3
+        group = fmt.plain(req.get("group", ""), room)
+        deployment = fmt.plain(dep, room - min(group.cell_len, room // 3))
+        group.truncate(room - deployment.cell_len, overflow="ellipsis")
+        return Text.assemble(group, " → ", deployment, no_wrap=True, end="")
 
     def _update_title(self) -> None:
         flags = ["following" if self.follow else "paused"]
         if self.query_text:
             flags.append(f"filter: {self.query_text}")
-        self.border_subtitle = " · ".join(flags)
+        self.border_subtitle = fmt.plain(" · ".join(flags), 60)  # the filter is typed: no markup
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow

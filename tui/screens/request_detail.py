@@ -14,13 +14,26 @@ from textual.widgets import DataTable, Static
 
 from tui.panes import format as fmt
 
+PATHS = {
+    "chat": "Chat Completions, /v1/chat/completions",
+    "messages": "Anthropic Messages, /v1/messages",
+    "responses": "OpenAI Responses, /v1/responses",
+}
+LONGEST = 256
+"""Cells of any one value: ids are shown whole, a hostile megabyte is not."""
+
 
 def summary(req: dict[str, Any]) -> Text:
-    """Returns the summary block of a request event."""
+    """Returns the summary block of a request event: every value plain text, never markup,
+    with control characters escaped (see `fmt.plain`)."""
     finished = req.get("type") == "request_finished"
+    door = str(req.get("front_door") or "chat") if finished else "…"
     rows = [
         ("Request", req.get("id", "")),
         ("Time", fmt.clock_time(req.get("time", 0.0))),
+        ("API", f"{door} ({PATHS[door]})" if door in PATHS else door),
+        ("Client", (req.get("client") or "(unnamed)") if finished else "…"),
+        ("Session", (req.get("session") or "—") if finished else "…"),
         ("Group", req.get("group", "")),
         ("Deployment", f"{req.get('deployment') or '—'} ({req.get('provider') or '—'})"),
         ("Status", str(req.get("status", "in flight")) if finished else "in flight"),
@@ -45,8 +58,14 @@ def summary(req: dict[str, Any]) -> Text:
     out = Text()
     for label, value in rows:
         out.append(f"{label:<12}", style="bold")
-        out.append(f"{value}\n")
+        out.append_text(fmt.plain(value, LONGEST))
+        out.append("\n")
     return out
+
+
+def preview(text: str) -> Text:
+    """Returns the answer's preview as plain text, its lines kept, anything else escaped."""
+    return Text("\n").join(fmt.plain(line) for line in text[:4000].splitlines())
 
 
 class RequestDetailScreen(ModalScreen[None]):
@@ -69,15 +88,15 @@ class RequestDetailScreen(ModalScreen[None]):
             for i, attempt in enumerate(req.get("attempt_log") or (), start=1):
                 table.add_row(
                     str(i),
-                    attempt.get("group", ""),
-                    attempt.get("deployment", ""),
+                    fmt.plain(attempt.get("group", ""), 40),
+                    fmt.plain(attempt.get("deployment") or "", 40),
                     str(attempt.get("status", "")),
                     fmt.ms(attempt.get("latency_ms")),
-                    str(attempt.get("reason") or ""),
+                    fmt.plain(attempt.get("reason") or "", LONGEST),
                 )
             yield table
             yield Static("Response preview", classes="detail-heading")
-            yield Static(Text(req.get("preview") or "(none)"), id="detail-preview")
+            yield Static(preview(req.get("preview") or "(none)"), id="detail-preview")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,5 +1,6 @@
-"""The model tester: sends a prompt through the proxy's own `/v1/chat/completions` (the real
-path, local or attached), streams the answer as Markdown, and keeps a history of runs."""
+"""The model tester: sends a prompt through the proxy's own front doors (the real paths, local
+or attached) as Chat Completions, Anthropic Messages or OpenAI Responses, streams the answer as
+Markdown, and keeps a history of runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
-import orjson
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -18,8 +18,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown, OptionList, Select, Static, TextArea
 from textual.worker import Worker
 
-from proxy.sse import SSEDecoder
 from tui.panes import format as fmt
+from tui.screens.tester_wire import (
+    FORMATS,
+    Delta,
+    Prompt,
+    StreamReader,
+    WireFormat,
+    error_message,
+)
 
 
 @dataclass
@@ -31,6 +38,8 @@ class TesterRun:
     system: str = ""
     temperature: float | None = None
     started_at: float = 0.0
+    wire: str = "chat"
+    """The API it went through: a key of `tester_wire.FORMATS`."""
     answer: str = ""
     request_id: str | None = None
     deployment: str | None = None
@@ -44,26 +53,23 @@ class TesterRun:
     cost_known: bool = False
     error: str | None = None
 
+    @property
+    def format(self) -> WireFormat:
+        return FORMATS[self.wire]
+
     def body(self) -> dict[str, Any]:
-        """Returns the chat completion request."""
-        messages = [{"role": "system", "content": self.system}] if self.system else []
-        messages.append({"role": "user", "content": self.prompt})
-        body: dict[str, Any] = {
-            "model": self.group,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        return body
+        """Returns the streamed request, in the run's API."""
+        return self.format.build(Prompt(self.group, self.prompt, self.system, self.temperature))
 
     def result_line(self) -> Text:
-        """Returns `served by … · TTFT · latency · tokens · cost · cache`."""
+        """Returns `served by … via API · TTFT · latency · tokens · cost · cache`."""
+        via = f"{self.format.label} ({self.format.path})"
         if self.error:
-            return Text(f"✖ {self.error}", style="bold red")
+            out = Text("✖ ", style="bold red")
+            out.append_text(fmt.plain(self.error, 300, style="bold red"))
+            return out.append(f"  via {via}", style="dim")
         if self.latency_ms is None:
-            return Text(f"sending to {self.group}…", style="dim")
+            return Text(f"sending to {self.group} via {via}…", style="dim")
         cost = fmt.dollars(self.cost) if self.cost_known else "—"
         tokens = (
             f"{self.usage.get('prompt_tokens', '?')} in / "
@@ -71,31 +77,27 @@ class TesterRun:
         )
         out = Text("served by ", style="dim")
         out.append(f"{self.deployment or '?'}", style="bold")
+        out.append(f" ({self.provider or '?'}) via {self.format.label}")
         out.append(
-            f" ({self.provider or '?'}) · TTFT {fmt.ms(self.ttft_ms)} · "
-            f"{fmt.ms(self.latency_ms)} · {tokens} · {cost} · cache {self.cache or '—'}"
+            f" · TTFT {fmt.ms(self.ttft_ms)} · {fmt.ms(self.latency_ms)} · {tokens} · {cost}"
+            f" · cache {self.cache or '—'}"
         )
         return out
 
-    def label(self) -> str:
+    def label(self) -> Text:
+        """Returns the history line: `12:00:01 group · API · latency · first words`."""
         first = self.prompt.strip().splitlines()[0][:24] if self.prompt.strip() else ""
         state = "✖" if self.error else fmt.ms(self.latency_ms)
-        return f"{fmt.clock_time(self.started_at)} {self.group} · {state} · {first}"
-
-
-def error_message(status: int, body: bytes) -> str:
-    """Returns the message of an OpenAI-shaped error body, or the raw text."""
-    try:
-        return f"HTTP {status}: {orjson.loads(body)['error']['message']}"
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        line = f"{fmt.clock_time(self.started_at)} {self.group} · {self.wire} · {state} · {first}"
+        return fmt.plain(line)
 
 
 class TesterScreen(Screen[None]):
-    """Pick a group, write a prompt, ctrl+s sends; escape goes back to the panes."""
+    """Pick a group and an API, write a prompt, ctrl+s sends; escape goes back to the panes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "send", "Send", priority=True),
+        Binding("ctrl+f", "next_format", "API", priority=True),
         Binding("escape", "back", "Back"),
     ]
 
@@ -108,13 +110,17 @@ class TesterScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         blink = bool(getattr(self.app, "blink", True))
-        yield Static(
-            "Tester — prompts go through the proxy's /v1/chat/completions", id="tester-title"
-        )
+        yield Static(title(FORMATS["chat"]), id="tester-title")
         with Horizontal(id="tester-body"):
             with Vertical(id="tester-form"):
                 with Horizontal(id="tester-options"):
                     yield Select[str]([], prompt="model group", id="tester-group")
+                    yield Select[str](
+                        [(f.label, f.name) for f in FORMATS.values()],
+                        value="chat",
+                        allow_blank=False,
+                        id="tester-format",
+                    )
                     yield self._input("temperature", "tester-temp", blink)
                 yield self._input("system prompt (optional)", "tester-system", blink)
                 area = TextArea(id="tester-prompt", show_line_numbers=False)
@@ -153,6 +159,23 @@ class TesterScreen(Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    @property
+    def wire(self) -> str:
+        """The API the next prompt goes through (a key of FORMATS)."""
+        value = self.query_one("#tester-format", Select).value
+        return value if isinstance(value, str) else "chat"
+
+    def action_next_format(self) -> None:
+        """Switches to the next API (ctrl+f), as the select does."""
+        names = list(FORMATS)
+        self.query_one("#tester-format", Select).value = names[
+            (names.index(self.wire) + 1) % len(names)
+        ]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "tester-format":
+            self.query_one("#tester-title", Static).update(title(FORMATS[self.wire]))
+
     def action_send(self) -> None:
         group = self.query_one("#tester-group", Select).value
         prompt = self.query_one("#tester-prompt", TextArea).text
@@ -163,11 +186,15 @@ class TesterScreen(Screen[None]):
         try:
             temperature = float(temp_text) if temp_text else None
         except ValueError:
-            self.notify(f"temperature must be a number, not {temp_text!r}", severity="warning")
+            self.notify(
+                f"temperature must be a number, not {temp_text!r}",
+                severity="warning",
+                markup=False,
+            )
             return
         system = self.query_one("#tester-system", Input).value
         clock = getattr(self.app, "clock", time.time)
-        run = TesterRun(group, prompt, system, temperature, started_at=clock())
+        run = TesterRun(group, prompt, system, temperature, clock(), self.wire)
         self.runs.append(run)
         self.worker = self.stream(run)
 
@@ -193,12 +220,12 @@ class TesterScreen(Screen[None]):
         source = getattr(self.app, "source", None)
         base_url = source.base_url if source is not None else ""
         key = source.api_key if source is not None else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        wire = run.format
         start = time.perf_counter()
         async with (
             httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0)) as client,
             client.stream(
-                "POST", f"{base_url}/v1/chat/completions", json=run.body(), headers=headers
+                "POST", f"{base_url}{wire.path}", json=run.body(), headers=wire.headers(key)
             ) as response,
         ):
             run.status = response.status_code
@@ -209,29 +236,25 @@ class TesterScreen(Screen[None]):
             if response.status_code >= 400:
                 run.error = error_message(response.status_code, await response.aread())
                 return
-            decoder = SSEDecoder()
+            reader = StreamReader(wire)
             async for data in response.aiter_bytes():
-                for sse in decoder.feed(data):
-                    if sse.data.strip() == "[DONE]":
-                        continue
-                    text = self._absorb(run, orjson.loads(sse.data))
-                    if text:
+                for delta in reader.feed(data):
+                    if self._absorb(run, delta):
                         if run.ttft_ms is None:
                             run.ttft_ms = (time.perf_counter() - start) * 1000
-                        run.answer += text
-                        await write(text)
+                        await write(delta.text)
+            for delta in reader.close():
+                self._absorb(run, delta)
         run.latency_ms = (time.perf_counter() - start) * 1000
 
     @staticmethod
-    def _absorb(run: TesterRun, chunk: dict[str, Any]) -> str:
-        if chunk.get("usage"):
-            run.usage = chunk["usage"]
-        if chunk.get("error"):
-            run.error = str(chunk["error"].get("message", chunk["error"]))
-        text = ""
-        for choice in chunk.get("choices") or []:
-            text += (choice.get("delta") or {}).get("content") or ""
-        return text
+    def _absorb(run: TesterRun, delta: Delta) -> bool:
+        """Adds one event to the run. Returns: whether it brought answer text."""
+        run.usage.update(delta.usage)
+        if delta.error:
+            run.error = delta.error
+        run.answer += delta.text
+        return bool(delta.text)
 
     def _finish(self, run: TesterRun) -> None:
         finished = getattr(self.app, "finished", {})
@@ -266,3 +289,8 @@ class TesterScreen(Screen[None]):
         self.query_one("#tester-prompt", TextArea).text = run.prompt
         await self.query_one("#tester-answer", Markdown).update(run.answer or "")
         self._show_result(run)
+
+
+def title(wire: WireFormat) -> str:
+    """Returns the tester's title line, naming the API prompts go through."""
+    return f"Tester — sends through the proxy's {wire.path} ({wire.label})"
