@@ -8,6 +8,7 @@ unknown keys as warnings and resolves each `model_list` entry into a `Deployment
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from proxy.config.catalog import PROVIDERS, split_model
-from proxy.config.settings import ModelEntry, RawConfig
+from proxy.config.settings import ModelEntry, ModelGroupAlias, RawConfig
 from proxy.config.types import DEFAULT_TIMEOUT, Config, Deployment
 from proxy.errors import ConfigError
 from proxy.secret import Secret
@@ -117,13 +118,19 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         )
     db = raw.general_settings.database_url
     groups = {d.group for d in deployments}
-    fallbacks = _fallbacks(router.fallbacks or settings.fallbacks, "fallbacks", groups, warnings)
+    aliases, hidden = _aliases(router.model_group_alias, groups, warnings)
+    names = groups | set(aliases)
+    fallbacks = _fallbacks(router.fallbacks or settings.fallbacks, "fallbacks", names, warnings)
     ctx = _fallbacks(
         router.context_window_fallbacks or settings.context_window_fallbacks,
         "context_window_fallbacks",
-        groups,
+        names,
         warnings,
     )
+    for alias, target in aliases.items():  # an alias falls back as its target group does
+        for table in (fallbacks, ctx):
+            if alias not in table and target in table:
+                table[alias] = tuple(t for t in table[target] if t != alias)
     num_retries = router.num_retries if router.num_retries is not None else settings.num_retries
     return Config(
         deployments=tuple(deployments),
@@ -138,6 +145,8 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         warnings=tuple(warnings),
         path=path,
         demo=demo,
+        aliases=aliases,
+        hidden_aliases=hidden,
     )
 
 
@@ -317,6 +326,7 @@ def _deployment(
         cache_read_cost_per_token=info.cache_read_input_token_cost if info else None,
         cache_write_cost_per_token=info.cache_creation_input_token_cost if info else None,
         max_input_tokens=info.max_input_tokens if info else None,
+        max_output_tokens=(info.max_output_tokens or info.max_tokens) if info else None,
     )
 
 
@@ -355,6 +365,61 @@ def _key_for(
             else "key missing: no api_key"
         ),
     )
+
+
+def _aliases(
+    spec: Mapping[str, str | ModelGroupAlias], groups: set[str], warnings: list[str]
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Resolves `router_settings.model_group_alias` (LiteLLM's alias -> group map).
+
+    An entry is `alias: group` or `alias: {model: group, hidden: bool}`. An alias may name
+    another alias (followed, loops refused). An alias whose target is no configured group, or
+    only a wildcard group (which would forward the alias's own name upstream), is a warning and
+    serves nothing; so is an alias that is itself a model_name (the group wins).
+
+    Returns:
+        (alias -> target model_name, the hidden aliases).
+    """
+    where = "router_settings.model_group_alias"
+    wanted: dict[str, str] = {}
+    hidden: set[str] = set()
+    for alias, value in spec.items():
+        if isinstance(value, ModelGroupAlias):
+            for key in value.model_extra or {}:
+                warnings.append(f"{where}.{alias}.{key}: unknown or unsupported key, ignored")
+            target, hide = value.model, value.hidden
+        else:
+            target, hide = value, False
+        if alias in groups:
+            warnings.append(
+                f"{where}.{alias}: '{alias}' is already a model_name; the alias is ignored"
+            )
+            continue
+        wanted[alias] = target
+        if hide:
+            hidden.add(alias)
+    resolved: dict[str, str] = {}
+    for alias, target in wanted.items():
+        seen = {alias}
+        while target in wanted and target not in seen:
+            seen.add(target)
+            target = wanted[target]
+        if target in seen:
+            warnings.append(f"{where}.{alias}: the aliases loop, so '{alias}' serves nothing")
+        elif target not in groups or target.endswith("*"):
+            why = (
+                "is a wildcard group (an alias must name a model_name without '*')"
+                if target in groups or any(_wildcard_serves(g, target) for g in groups)
+                else "is not a model_name"
+            )
+            warnings.append(f"{where}.{alias}: '{target}' {why}, so '{alias}' serves nothing")
+        else:
+            resolved[alias] = target
+    return resolved, frozenset(hidden & set(resolved))
+
+
+def _wildcard_serves(group: str, name: str) -> bool:
+    return group.endswith("*") and name.startswith(group[:-1])
 
 
 def _fallbacks(

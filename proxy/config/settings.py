@@ -47,6 +47,10 @@ class ModelInfo(_Section):
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
     cache_creation_input_token_cost: float | None = Field(default=None, ge=0)
     max_input_tokens: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    """Requests asking for more output tokens are clamped to this, not refused upstream."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """LiteLLM's older name for max_output_tokens (used when that one is not set)."""
 
 
 class ModelEntry(_Section):
@@ -61,6 +65,14 @@ class ModelEntry(_Section):
 FallbackList = list[dict[str, list[str]]]
 
 
+class ModelGroupAlias(_Section):
+    """The long form of a `model_group_alias` entry: `{"model": group, "hidden": bool}`."""
+
+    model: str
+    hidden: bool = False
+    """Served, but left out of GET /v1/models."""
+
+
 class RouterSettings(_Section):
     routing_strategy: Strategy = "simple-shuffle"
     fallbacks: FallbackList | None = None
@@ -72,6 +84,9 @@ class RouterSettings(_Section):
     cooldown_time: float = Field(default=5.0, ge=0)
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
+    model_group_alias: dict[str, str | ModelGroupAlias] = {}
+    """Another name for a group (alias -> model_name), e.g. the background-model names coding
+    agents send (`claude-haiku-4-5-20251001`, `gpt-5.4-nano`) mapped to a configured group."""
     sticky_sessions: bool = True
     """A request naming an agent session stays on the deployment that served that session
     while it is usable, so the provider's prompt cache keeps hitting; false spreads as usual."""

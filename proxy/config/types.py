@@ -45,6 +45,9 @@ class Deployment:
     cache_read_cost_per_token: float | None = None
     cache_write_cost_per_token: float | None = None
     max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    """`model_info.max_output_tokens`: larger max_tokens asks are clamped to it (else the
+    upstream model's known maximum is, see `proxy.config.model_limits`)."""
 
     @property
     def wildcard(self) -> bool:
@@ -81,13 +84,28 @@ class Config:
     warnings: tuple[str, ...] = ()
     path: Path | None = None
     demo: bool = False
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """`router_settings.model_group_alias`, resolved: alias -> the model_name it serves as
+    (only aliases whose target is a configured group; the others are warnings)."""
+    hidden_aliases: frozenset[str] = frozenset()
+    """Aliases left out of GET /v1/models (`hidden: true`)."""
 
     @property
     def groups(self) -> dict[str, list[Deployment]]:
+        """Every name a client may ask for -> its deployments: the model_names, then the
+        aliases, each with its target group's deployments (so the router resolves both)."""
         out: dict[str, list[Deployment]] = {}
         for dep in self.deployments:
             out.setdefault(dep.group, []).append(dep)
+        for alias, target in self.aliases.items():
+            if target in out and alias not in out:
+                out[alias] = list(out[target])
         return out
+
+    @property
+    def listed_models(self) -> list[str]:
+        """The names GET /v1/models lists: the groups and the aliases not hidden."""
+        return [name for name in self.groups if name not in self.hidden_aliases]
 
     @property
     def secrets(self) -> list[Secret]:

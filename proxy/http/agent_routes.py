@@ -14,6 +14,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+import orjson
+
 from proxy.endpoints import anthropic_messages, openai_responses
 from proxy.http.clients import client_name, header_session
 from proxy.http.routes import Call
@@ -94,11 +96,13 @@ class AgentHandlers:
         )
 
     async def count_tokens(self, call: Call) -> Answer:
-        """POST /v1/messages/count_tokens (lean): an estimate from the body, never an upstream
-        call, so it costs nothing and answers at once."""
-        model, body = anthropic_messages.count_tokens(call.body)
-        self.runtime.serving_pipeline().router.resolve(model)  # 404 for an unknown model
-        return Answer({"x-request-id": call.request_id}, body=body)
+        """POST /v1/messages/count_tokens (lean): Anthropic's own count when the group has a
+        usable Anthropic deployment (free), else an estimate from the body (4xx for an unknown
+        model or a bad body, as for /v1/messages)."""
+        model, estimate = anthropic_messages.count_tokens(call.body)
+        router = self.runtime.serving_pipeline().router
+        exact = await router.count_tokens(model, orjson.loads(call.body), self._forwarded(call))
+        return Answer({"x-request-id": call.request_id}, body=exact or estimate)
 
     async def responses(self, call: Call) -> Answer:
         """POST /v1/responses (lean): OpenAI's Responses API, stateless."""

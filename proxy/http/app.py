@@ -68,6 +68,14 @@ def route_table(runtime: Runtime) -> list[Route]:
             json_body=True,
         ),
         Route("GET", v1("/models"), openai.models, Auth.KEY, wire),
+        *(
+            Route("GET", v1("/models/" + name), openai.model, Auth.KEY, wire)
+            for name in runtime.config.groups
+            if name and not name.endswith("/") and "{" not in name and "}" not in name
+        ),
+        # What clients probe at start (Claude Code: HEAD /api/hello): HEAD carries no data.
+        Route("HEAD", ROOT_PATHS, health.root_probe, Auth.NONE, wire),
+        Route("GET", ROOT_PATHS, health.root, Auth.KEY, wire),
         Route("GET", ("/health",), health.health, Auth.NONE, wire),
         Route("GET", ("/health/liveliness", "/health/liveness"), health.alive, Auth.NONE, wire),
         Route("GET", ("/health/readiness",), health.ready, Auth.NONE, wire),
@@ -76,6 +84,10 @@ def route_table(runtime: Runtime) -> list[Route]:
         Route("POST", ("/llmproxy/actions",), admin.actions, Auth.MASTER, wire, json_body=True),
         Route("GET", ("/metrics",), admin.metrics, Auth.MASTER, wire),
     ]
+
+
+ROOT_PATHS = ("/", "/api/hello")
+"""The paths clients probe to see the server answers."""
 
 
 def v1(path: str) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""The /health family (no key): healthy while any deployment is usable, alive, ready."""
+"""The /health family (no key): healthy while any deployment is usable, alive, ready; and the
+root probes (`HEAD /`, `HEAD /api/hello`) clients send at start to see the server answers."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ class HealthHandlers:
         if self.runtime.draining or self.runtime.pipeline is None:
             return JSONResponse({"status": "not ready"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    async def root_probe(self, _request: Request) -> Response:
+        """HEAD / and HEAD /api/hello (no key): an empty 200 at once. Claude Code sends
+        `HEAD /api/hello` when it starts, to see that its base URL answers."""
+        return Response(status_code=200, media_type="text/plain")
+
+    async def root(self, _request: Request) -> Response:
+        """GET / and GET /api/hello: 200 with what this server is (the routes need a key)."""
+        return JSONResponse({"status": "ok", "service": "llmproxy-tui"})

@@ -20,6 +20,7 @@ from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.providers import openai_responses
 from proxy.providers.base import StreamDecoder, passes_through
+from proxy.providers.openai_params import fit_body, fit_responses_body
 from proxy.providers.retry_after import retry_after
 from proxy.schema import (
     ChatRequest,
@@ -105,10 +106,12 @@ class OpenAIProvider:
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         if req.native is not None and self.passes_through_on(req, dep):
             native = {**req.native.body, "model": dep.upstream_model(req.model)}
+            fit_responses_body(native, dep)
             headers = {"content-type": "application/json", **_auth_headers(dep)}
             return UpstreamRequest("POST", dep.api_base + "/responses", headers, dumps(native))
         body = dict(req.body)
         body["model"] = dep.upstream_model(req.model)
+        fit_body(body, dep)
         if req.stream:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True  # usage is always collected for cost

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from proxy.backoff import Backoff
 from proxy.config.types import Config, Deployment
@@ -32,7 +32,7 @@ from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
 from proxy.routing.keys import DeploymentState, KeyPool
 from proxy.routing.sessions import SessionMap
-from proxy.routing.transport import UpstreamClient
+from proxy.routing.transport import TransportError, UpstreamClient
 from proxy.schema import ChatRequest, ChatResponse, Usage
 
 T = TypeVar("T")
@@ -44,6 +44,8 @@ MAX_RETRY_WAIT = 10.0
 WAKE_SLACK = 0.25
 """A wait that ends this close to the hint is finished rather than given up."""
 BACKOFF_BASE = 0.25
+COUNT_TOKENS_TIMEOUT = 5.0
+"""A count_tokens call to the upstream that takes longer is answered with an estimate."""
 
 
 @dataclass
@@ -158,6 +160,32 @@ class Router:
             self.pool.release(st)
         if usage is not None:
             self.pool.add_tokens(st, usage.total_tokens)
+
+    async def count_tokens(
+        self, model: str, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> bytes | None:
+        """Asks a usable deployment of `model`'s group whose provider counts tokens (Anthropic's
+        `count_tokens`, which is free) for the exact count of a Messages body.
+
+        Returns:
+            The upstream's `{"input_tokens": N}` bytes, or None when no deployment can count
+            or the one asked failed (the caller then estimates).
+
+        Raises:
+            UnknownModel: no group has that name.
+        """
+        for dep in self.resolve(model):
+            provider = self._providers.get(dep.wire)
+            build = getattr(provider, "count_tokens_request", None)
+            if build is None or dep.key is None or not self.pool.ready(dep.id):
+                continue
+            try:
+                async with asyncio.timeout(COUNT_TOKENS_TIMEOUT):
+                    response = await self._client.send(build(body, headers, dep))
+            except (TimeoutError, TransportError):
+                return None
+            return response.content if response.status_code == 200 else None
+        return None
 
     def _provider(self, dep: Deployment) -> Provider:
         provider = self._providers.get(dep.wire)

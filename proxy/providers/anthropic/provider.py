@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from proxy.config.model_limits import known_max_output, output_limit
 from proxy.config.types import Deployment
 from proxy.errors import NotImplementedByProvider, UpstreamError
 from proxy.providers.anthropic import errors as anthropic_errors
 from proxy.providers.anthropic import response as anthropic_response
-from proxy.providers.anthropic.request import build_body
+from proxy.providers.anthropic.request import MIN_THINKING_BUDGET, build_body
 from proxy.providers.anthropic.stream import AnthropicStreamDecoder
 from proxy.providers.base import passes_through
 from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
@@ -45,10 +46,13 @@ class AnthropicProvider:
         if req.kind != "chat":
             raise NotImplementedByProvider(f"Anthropic does not serve /{req.kind}.")
         model = dep.upstream_model(req.model)
+        limit = output_limit(dep, model)
         if req.native is not None and passes_through(self, req):
-            body = passthrough_body(req.native.body, model)
+            body = passthrough_body(req.native.body, model, limit)
         else:
-            body = build_body(req.body, model, stream=req.stream, drop_params=req.drop_params)
+            body = build_body(
+                req.body, model, stream=req.stream, drop_params=req.drop_params, max_output=limit
+            )
         return UpstreamRequest(
             "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
         )
@@ -74,6 +78,20 @@ class AnthropicProvider:
         """Returns what a non-2xx Anthropic answer means (see `anthropic_errors`)."""
         return anthropic_errors.classify_error(dep, status, headers, body)
 
+    def count_tokens_request(
+        self, body: Mapping[str, Any], headers: Mapping[str, str], dep: Deployment
+    ) -> UpstreamRequest:
+        """Returns `POST …/v1/messages/count_tokens` for a Messages client's count_tokens body,
+        only `model` replaced (the client's `anthropic-version` and `anthropic-beta` kept)."""
+        upstream = {**body, "model": dep.upstream_model(str(body.get("model", "")))}
+        url = messages_url(dep.api_base) + "/count_tokens"
+        return UpstreamRequest(
+            "POST",
+            url,
+            _headers(dep, {"content-type": "application/json"}, headers),
+            dumps(upstream),
+        )
+
     def probe_request(self, dep: Deployment) -> UpstreamRequest:
         """Returns `GET …/v1/models`: free, and answered 401 when the key is wrong."""
         return UpstreamRequest("GET", _v1(dep.api_base) + "/models", _headers(dep, {}, {}))
@@ -94,17 +112,33 @@ def _headers(dep: Deployment, headers: dict[str, str], client: Mapping[str, str]
     return headers
 
 
-def passthrough_body(client: dict[str, Any], model: str) -> dict[str, Any]:
+def passthrough_body(
+    client: dict[str, Any], model: str, max_output: int | None = None
+) -> dict[str, Any]:
     """Returns a Messages client's body for the upstream: only `model` replaced.
 
-    One exception: thinking blocks without a signature (which a translated answer from another
-    provider carried back into the conversation) are left out, as Anthropic refuses them.
+    Two exceptions, each for what Anthropic would refuse with a 400: thinking blocks without a
+    signature (which a translated answer from another provider carried back into the
+    conversation) are left out; a `max_tokens` above `max_output` (the deployment's limit, or
+    the model's known maximum) is clamped to it, with an enabled thinking budget that no
+    longer fits under it halved to fit.
     """
     body = dict(client)
     body["model"] = model
     messages = body.get("messages")
     if isinstance(messages, list) and any(_unsigned_thinking(m) for m in messages):
         body["messages"] = [_without_unsigned_thinking(m) for m in messages]
+    limit = max_output or known_max_output(model)
+    asked = body.get("max_tokens")
+    if limit and isinstance(asked, int) and not isinstance(asked, bool) and asked > limit:
+        body["max_tokens"] = limit
+        thinking = body.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if isinstance(thinking, dict) and isinstance(budget, int) and budget >= limit:
+            if limit // 2 >= MIN_THINKING_BUDGET:
+                body["thinking"] = {**thinking, "budget_tokens": limit // 2}
+            else:
+                body.pop("thinking")
     return body
 
 

@@ -1,8 +1,9 @@
 """OpenAI chat request body → Anthropic Messages request body (pure, no I/O).
 
-Owns the parameter mapping: max_tokens defaults, sampling, stop sequences, tools and
-tool_choice, response_format (as a forced tool), reasoning_effort (as thinking), and which
-OpenAI parameters are dropped silently, dropped under drop_params, or refused with a 400.
+Owns the parameter mapping: max_tokens defaults and clamping to the model's output limit,
+sampling, stop sequences, tools and tool_choice, response_format (as a forced tool),
+reasoning_effort (as thinking), tool-call history without tools (as text), and which OpenAI
+parameters are dropped silently, dropped under drop_params, or refused with a 400.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from proxy.config.model_limits import known_max_output
 from proxy.errors import BadRequest
 from proxy.providers.anthropic.messages import Block, Turn, convert_messages
 
@@ -18,18 +20,9 @@ JSON_TOOL = "json_output"
 """The forced tool that carries a `response_format` JSON answer."""
 DEFAULT_MAX_TOKENS = 4096
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+MIN_THINKING_BUDGET = 1024
+"""Anthropic's smallest `thinking.budget_tokens`."""
 
-# Maximum output tokens per model family, most specific first; used when the client gives none.
-_MAX_TOKENS_BY_MODEL = (
-    ("opus-4-5", 64000),
-    ("opus-4", 32000),
-    ("sonnet-4", 64000),
-    ("haiku-4", 64000),
-    ("3-7-sonnet", 64000),
-    ("3-5-sonnet", 8192),
-    ("3-5-haiku", 8192),
-    ("claude-3", 4096),
-)
 # Parameters that would change the answer's shape: dropped under drop_params, else a 400.
 _SHAPE_CHANGING = (
     "n",
@@ -43,9 +36,18 @@ _SHAPE_CHANGING = (
 
 
 def build_body(
-    body: dict[str, Any], model: str, *, stream: bool, drop_params: bool
+    body: dict[str, Any],
+    model: str,
+    *,
+    stream: bool,
+    drop_params: bool,
+    max_output: int | None = None,
 ) -> dict[str, Any]:
     """Returns the Anthropic Messages body for an OpenAI chat body (model already resolved).
+
+    `max_tokens` (or `max_completion_tokens`) above `max_output` (the deployment's
+    `max_output_tokens`), else above the model's known maximum, is clamped to it; with none
+    asked, that limit is sent (4096 for a model of unknown limit).
 
     Raises:
         BadRequest: a parameter Anthropic lacks that would change the answer's shape (unless
@@ -66,7 +68,7 @@ def build_body(
         _flatten_tool_history(messages)
     out.update(_sampling(body))
     budget = _thinking_budget(body, tool_choice, messages) if _thinks(model) else None
-    _apply_limits(out, body, model, budget)
+    _apply_limits(out, body, max_output or known_max_output(model), budget)
     if isinstance(body.get("user"), str) and body["user"]:
         out["metadata"] = {"user_id": body["user"]}
     if stream:
@@ -76,12 +78,7 @@ def build_body(
 
 def max_tokens_for(model: str) -> int:
     """Returns the default `max_tokens` for an Anthropic model (4096 when unknown)."""
-    return _model_limit(model) or DEFAULT_MAX_TOKENS
-
-
-def _model_limit(model: str) -> int | None:
-    name = model.lower().replace(".", "-")
-    return next((limit for key, limit in _MAX_TOKENS_BY_MODEL if key in name), None)
+    return known_max_output(model) or DEFAULT_MAX_TOKENS
 
 
 def _thinks(model: str) -> bool:
@@ -125,16 +122,22 @@ def _sampling(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_limits(
-    out: dict[str, Any], body: dict[str, Any], model: str, budget: int | None
+    out: dict[str, Any], body: dict[str, Any], limit: int | None, budget: int | None
 ) -> None:
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
-    if requested is not None and (not isinstance(requested, int) or requested < 1):
+    if requested is not None and (
+        isinstance(requested, bool) or not isinstance(requested, int) or requested < 1
+    ):
         raise BadRequest("max_tokens must be a positive integer.", param="max_tokens")
-    max_tokens = requested or max_tokens_for(model)
-    limit = _model_limit(model)
+    max_tokens = requested or limit or DEFAULT_MAX_TOKENS
+    if limit is not None:
+        max_tokens = min(max_tokens, limit)  # more than the model gives is Anthropic's 400
     if budget is not None and max_tokens <= budget:
         # thinking counts against max_tokens: keep the asked-for answer room on top of it
         max_tokens = min(max_tokens + budget, limit or max_tokens + budget)
+    if budget is not None and budget >= max_tokens:
+        # the limit leaves no room for this budget: think with half of what there is
+        budget = max_tokens // 2 if max_tokens // 2 >= MIN_THINKING_BUDGET else None
     if budget is not None and budget < max_tokens:
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
         out.pop("temperature", None)  # thinking requires the default temperature and top_k
@@ -246,17 +249,29 @@ def _json_tool(fmt: Any) -> Block | None:
 
 
 def _flatten_tool_history(messages: list[Turn]) -> None:
-    # Anthropic refuses tool_use/tool_result blocks when the request defines no tools.
+    """Rewrites tool_use / tool_result blocks as text, in place, for a request without tools.
+
+    Anthropic refuses a request whose messages hold tool_use or tool_result blocks but that
+    defines no tools, and agents send exactly that for their title and summary calls (the
+    conversation so far, no tools). Text keeps every call's name, arguments and result where
+    they were, so the model reads the same history; stub tool definitions would instead invite
+    new tool calls the client cannot run, and would still be refused for an unanswered call or
+    a tool loop without its signed thinking blocks. `cache_control` stays on its block.
+    """
+    names: dict[str, str] = {}
     for turn in messages:
         for i, block in enumerate(turn["content"]):
             if block["type"] == "tool_use":
+                names[block["id"]] = block["name"]
                 args = orjson.dumps(block["input"]).decode()
-                turn["content"][i] = {
-                    "type": "text",
-                    "text": f"[called tool {block['name']} with {args}]",
-                }
+                text = f"[called tool {block['name']} with {args}]"
             elif block["type"] == "tool_result":
-                turn["content"][i] = {
-                    "type": "text",
-                    "text": "[tool result] " + str(block.get("content", "")),
-                }
+                name = names.get(block.get("tool_use_id", ""))
+                head = f"[tool result from {name}]" if name else "[tool result]"
+                text = f"{head} {block.get('content', '')}".rstrip()
+            else:
+                continue
+            flat: Block = {"type": "text", "text": text}
+            if "cache_control" in block:
+                flat["cache_control"] = block["cache_control"]
+            turn["content"][i] = flat
