@@ -83,6 +83,8 @@ class _Outcome:
     keep_chunks: bool = False
     native: bool = False
     """The stream passes the upstream's own events through (see `Answer.native`)."""
+    last_native: bytes | None = None
+    """The last upstream event relayed as is (its numbering continues in an error event)."""
     """Keep the streamed chunks: only when the whole answer will be cached."""
 
 
@@ -248,7 +250,7 @@ class Pipeline:
             failed = err
             out.status, out.error = err.status, err.message
             if opened.native and req.native is not None:
-                yield stream_error_event(req.native.wire, err)
+                yield stream_error_event(req.native.wire, err, out.last_native)
             else:
                 yield encode(orjson.dumps(err.body()))
                 yield DONE
@@ -291,6 +293,7 @@ class Pipeline:
             if native:
                 if chunk.native is not None:
                     pieces.append(chunk.native)
+                    out.last_native = chunk.native
             elif chunk.data is not None and (not chunk.usage_only or req.include_usage):
                 pieces.append(b"data: " + chunk.data + b"\n\n")
             if keep and chunk.data is not None:
