@@ -77,7 +77,7 @@ def proxy(fake: FakeUpstream, run_cli: Callable[..., CliProxy], tmp_path: Path) 
     doc = {
         "model_list": [
             anthropic_deployment(ANTHROPIC_GROUP, fake, ANTHROPIC_KEY, model=claude),
-            openai_deployment(OPENAI_GROUP, fake, OPENAI_KEY, model="openai/gpt-4o"),
+            openai_deployment(OPENAI_GROUP, fake, OPENAI_KEY, model="openai/gpt-5"),
             anthropic_deployment(PATCH_GROUPS["anthropic"], fake, ANTHROPIC_KEY, model=claude),
             openai_deployment(PATCH_GROUPS["openai"], fake, OPENAI_KEY, model="openai/gpt-5.5"),
         ],
