@@ -11,8 +11,10 @@ cache hit) is translated from OpenAI's form, chunk by chunk for streams.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import orjson
 
@@ -78,9 +80,15 @@ class AgentHandlers:
 
     async def messages(self, call: Call) -> Answer:
         """POST /v1/messages (lean): Anthropic's Messages API."""
-        req, ctl, info = anthropic_messages.parse(
-            call.body, self._forwarded(call), drop_params=self._drop_params
+        hint = _model_hint(call.body)
+        router = self.runtime.serving_pipeline().router
+        translate = self.runtime.cache is not None or not router.native_only(
+            hint, "anthropic_messages"
         )
+        parse = partial(anthropic_messages.parse, call.body, self._forwarded(call))
+        req, ctl, info = parse(drop_params=self._drop_params, translate=translate)
+        if not translate and req.model != hint:  # the hint was some nested "model": translate
+            req, ctl, info = parse(drop_params=self._drop_params)
         self._fill(req, call, "messages", NativeBody("anthropic_messages", info.body))
         req.session = req.session or info.session_id
         answer = await self._handle(req, ctl, call)
@@ -146,3 +154,13 @@ class AgentHandlers:
         if "no-cache" in call.headers.get("cache-control", "").lower():
             ctl = CacheControl(no_cache=True, ttl=ctl.ttl)
         return await self.runtime.serving_pipeline().handle(req, ctl)
+
+
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _model_hint(raw: bytes) -> str:
+    """The body's `model`, found without parsing the whole body (only to choose whether the
+    body needs translating; the parse that follows is the one that counts). "" if not found."""
+    found = _MODEL.search(raw)
+    return found.group(1).decode("utf-8", "replace") if found else ""

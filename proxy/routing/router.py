@@ -97,6 +97,7 @@ class Router:
             ((g[:-1], d) for g, d in self._exact.items() if g.endswith("*")),
             key=lambda item: -len(item[0]),
         )
+        self._native_only: dict[tuple[str, str], bool] = {}
         timeout = config.litellm.request_timeout or config.router.timeout
         self._overall = timeout
 
@@ -160,6 +161,28 @@ class Router:
             self.pool.release(st)
         if usage is not None:
             self.pool.add_tokens(st, usage.total_tokens)
+
+    def native_only(self, model: str, wire: str) -> bool:
+        """Whether every deployment that could serve `model` (no fallbacks, no token limits to
+        check) takes a `wire` client's body as sent, so no neutral translation is needed."""
+        key = (model, wire)
+        known = self._native_only.get(key)
+        if known is None:
+            known = self._native_only[key] = self._all_native(model, wire)
+        return known
+
+    def _all_native(self, model: str, wire: str) -> bool:
+        try:
+            deps = self.resolve(model)
+        except UnknownModel:
+            return False
+        if self.config.fallbacks.get(model) or self.config.context_window_fallbacks.get(model):
+            return False
+        return all(
+            getattr(self._providers.get(dep.wire), "native_wire", None) == wire
+            and dep.max_input_tokens is None
+            for dep in deps
+        )
 
     async def count_tokens(
         self, model: str, body: Mapping[str, Any], headers: Mapping[str, str]

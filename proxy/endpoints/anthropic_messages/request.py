@@ -75,9 +75,14 @@ def model_of(body: Mapping[str, Any]) -> str:
 
 
 def parse(
-    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False
+    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False, translate: bool = True
 ) -> tuple[ChatRequest, CacheControl, MessagesRequest]:
     """Checks a Messages body and translates it into the neutral request.
+
+    Args:
+        translate: False when every deployment that may serve it takes the body as sent (an
+            Anthropic group with no fallbacks, no cache): the chat body is then left empty,
+            saving the translation of a large agent request; the upstream validates the rest.
 
     Returns:
         The request (its body an OpenAI chat body; streams ask for usage), the client's cache
@@ -93,7 +98,16 @@ def parse(
     model = model_of(body)
     stream = _flag(body, "stream")
     user_id = _user_id(body.get("metadata"))
-    chat = _chat_body(body, model, stream, user_id)
+    if translate:
+        chat = _chat_body(body, model, stream, user_id)
+    else:  # every field but the messages is still checked here, so bad input is our 400
+        if not isinstance(body.get("messages"), list):
+            raise BadRequest("'messages' is required and must be an array.", param="messages")
+        chat = {"model": model, "messages": [], "max_tokens": _max_tokens(body.get("max_tokens"))}
+        _sampling(body)
+        _tools(body.get("tools"))
+        _tool_choice(body.get("tool_choice"))
+        chat["stream"] = stream
     info = MessagesRequest(raw, client_body, model, stream, session_of(user_id))
     req = ChatRequest(
         model=model,
