@@ -135,6 +135,7 @@ class Pipeline:
                 return self._from_cache(req, out, hit, started_wall)
         try:
             if req.stream:
+                req.neutral_chunks = bool(key) and not ctl.no_cache
                 opened = await self.router.open_stream(req, trace)
             else:
                 resp, dep = await self.router.complete(req, trace)

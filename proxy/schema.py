@@ -43,6 +43,9 @@ class ChatRequest:
     """The agent session id the request carried (headers, `prompt_cache_key`, metadata)."""
     client: str = ""
     """The client, named from its User-Agent."""
+    neutral_chunks: bool = True
+    """A stream's chunks must carry OpenAI's bytes (the cache keeps them). When False, a
+    pass-through stream, whose client gets the upstream's own events, may skip making them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,3 +65,23 @@ def test_with_a_fallback_or_a_cache_the_body_is_translated(fake, start_proxy) ->
         config(fake, router_settings={"fallbacks": [{"claude": ["gpt"]}]}), master_key=MASTER
     )
     assert not proxy.runtime.pipeline.router.native_only("claude", "anthropic_messages")
+
+
+def test_a_lean_pass_through_stream_still_counts_its_usage_text_and_first_token(
+    fake, start_proxy
+) -> None:
+    proxy = start_proxy(config(fake), master_key=MASTER)
+    body = {"model": "claude", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    answer = post(proxy, orjson.dumps(body))
+    assert answer.status_code == 200
+    assert "event: message_stop" in answer.text and "data: [DONE]" not in answer.text
+    for _ in range(200):
+        recent = proxy.state()["recent"]
+        if recent:
+            break
+    (row,) = recent
+    assert row["front_door"] == "messages" and row["status"] == 200
+    assert row["completion_tokens"] > 0 and row["prompt_tokens"] > 0
+    assert row["preview"] and row["ttft_ms"] is not None
+    assert row["tokens_estimated"] is False

@@ -70,7 +70,8 @@ class AnthropicProvider:
 
     def open_stream(self, req: ChatRequest, dep: Deployment) -> AnthropicStreamDecoder:
         """Returns a fresh decoder for one Messages stream."""
-        return AnthropicStreamDecoder(dep, created=req.created)
+        lean = not req.neutral_chunks and passes_through(self, req)
+        return AnthropicStreamDecoder(dep, created=req.created, lean=lean)
 
     def classify_error(
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes

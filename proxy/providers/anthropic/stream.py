@@ -27,8 +27,11 @@ class AnthropicStreamDecoder:
     sends only when the client asked for `stream_options.include_usage`.
     """
 
-    def __init__(self, dep: Deployment, *, created: int = 0) -> None:
+    def __init__(self, dep: Deployment, *, created: int = 0, lean: bool = False) -> None:
+        """`lean`: a pass-through whose OpenAI chunk bytes nobody reads (no cache): chunks carry
+        only their text and usage, and no JSON is built for them."""
         self._dep = dep
+        self._lean = lean
         self._created = created
         self._id = ""
         self._model = dep.model
@@ -149,7 +152,8 @@ class AnthropicStreamDecoder:
         self._done = True
         usage = usage_from(self._usage)
         body = {**self._envelope(), "choices": [], "usage": usage_json(usage)}
-        return [*chunks, Chunk(data=orjson.dumps(body), usage=usage, usage_only=True)]
+        raw = None if self._lean else orjson.dumps(body)
+        return [*chunks, Chunk(data=raw, usage=usage, usage_only=True)]
 
     def _error(self, data: dict[str, Any]) -> list[Chunk]:
         raise stream_error(self._dep, data)
@@ -192,5 +196,7 @@ class AnthropicStreamDecoder:
         }
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
+        if self._lean:
+            return Chunk(data=None, text=text)
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return Chunk(data=orjson.dumps({**self._envelope(), "choices": [choice]}), text=text)
