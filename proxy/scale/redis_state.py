@@ -39,6 +39,8 @@ SYNC_INTERVAL = 0.5
 PEER_TTL_MS = 3000
 """An instance whose counts are older than this is no longer counted."""
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
+CLOSE_TRIES, CLOSE_WAIT = 5, 0.5
+"""close() cancels the background work up to this many times, waiting this long each."""
 TIMEOUTS_TO_DOWN = 3
 """Consecutive timeouts of hot-path calls that count as Redis being down."""
 MAX_QUEUED_OPS = 10_000
@@ -150,10 +152,18 @@ class RedisState:
     async def close(self) -> None:
         """Stops the background work and closes the connections."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # redis-py can swallow a cancel that lands inside a pipeline's execute(): cancel again
+        # until the task ends, so a shutdown never hangs on it (bounded all the same).
+        for _ in range(CLOSE_TRIES):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _pending = await asyncio.wait({task}, timeout=CLOSE_WAIT)
+            if done:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    task.result()
+                return
+        log.warning("redis state: background work did not stop; leaving it to the loop")
 
     # ---- hooks ----
     def on_cooldown(self, dep_id: str, seconds: float, reason: str, key_rejected: bool) -> None:
@@ -351,14 +361,20 @@ class RedisState:
     async def _work(self, client: aioredis.Redis) -> None:
         while True:
             op = await self._ops.get()
-            async with asyncio.timeout(BACKGROUND_TIMEOUT):
-                await op(client)
+            try:
+                async with asyncio.timeout(BACKGROUND_TIMEOUT):
+                    await op(client)
+            finally:
+                _stop_if_cancelled()
 
     async def _sync_loop(self, client: aioredis.Redis) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            async with asyncio.timeout(BACKGROUND_TIMEOUT):
-                await self._sync(client)
+            try:
+                async with asyncio.timeout(BACKGROUND_TIMEOUT):
+                    await self._sync(client)
+            finally:
+                _stop_if_cancelled()
 
     async def _sync(self, client: aioredis.Redis) -> None:
         """Pushes this instance's counts and reads everyone else's."""
@@ -421,3 +437,12 @@ def _first_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _stop_if_cancelled() -> None:
+    """Raises CancelledError if this task was asked to stop: redis-py can swallow a cancel that
+    lands inside a pipeline's execute() (and Python 3.11's asyncio.timeout can turn one into a
+    TimeoutError), which would leave close() waiting for a loop that never ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
