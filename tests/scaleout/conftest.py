@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import glob
 import os
 import shutil
@@ -34,6 +35,7 @@ REDIS_HOST = "127.0.0.1"
 PG_URL_ENV = "LLMPROXY_TEST_PG_URL"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 PG_USER = "postgres"  # the system user initdb and the server run as when we are root
+PR_SET_PDEATHSIG = 1  # prctl(2)
 START_TRIES = 3  # a free port may be taken by another worker before the server binds it
 
 
@@ -46,6 +48,13 @@ def redis_binary() -> str:
     if not found:
         pytest.skip("redis-server not found: apt-get install redis-server")
     return found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, so a pytest that is
+    killed (timeout, ctrl+c twice) leaves no redis-server behind. Linux only; else a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -63,7 +72,7 @@ class RedisServer:
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir),
              "--logfile", str(log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
