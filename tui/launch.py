@@ -49,11 +49,14 @@ class LocalDashboardApp(DashboardApp):
             self.exit(EXIT_PORT)
 
     async def shutdown(self) -> None:
-        """Stops the proxy: in-flight requests finish, usage is flushed, then the loop ends."""
+        """Stops the proxy: in-flight requests finish, usage is flushed, then the loop ends.
+
+        The source stops first: a snapshot it asked the proxy's loop for must finish (or be
+        cancelled) while that loop still runs, or its coroutine is never awaited."""
+        await super().shutdown()
         self.server.stop()
         if self._proxy is not None:
             await self._proxy.wait()
-        await super().shutdown()
 
 
 def run_local(runtime: Runtime, server: ProxyServer, *, config_label: str, demo: bool) -> int:

@@ -156,7 +156,13 @@ class LocalSource:
     async def _on_proxy(self, make: Any) -> Any:
         if not self.connected:
             raise RuntimeError("the proxy is not running")
-        return await asyncio.wrap_future(self.server.submit(make()))
+        coro = make()
+        try:
+            future = self.server.submit(coro)
+        except BaseException:
+            coro.close()  # never scheduled: close it, or it is reported as never awaited
+            raise
+        return await asyncio.wrap_future(future)
 
     async def refresh(self) -> None:
         self._snapshot = await self._on_proxy(self.runtime.state.snapshot)
