@@ -28,15 +28,8 @@ def parse_request(
     Raises:
         BadRequest: the body is not JSON, or a field is missing or of the wrong type.
     """
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    ctl = _cache_control(body.get("cache"))
+    body = load_body(raw)
+    ctl = cache_control(body.get("cache"))
     for name in IGNORED:
         body.pop(name, None)
     model = body.get("model")
@@ -86,7 +79,25 @@ def render_error(err: ProxyError, message: str) -> tuple[int, bytes]:
     return err.status, orjson.dumps(body)
 
 
-def _cache_control(value: Any) -> CacheControl:
+def load_body(raw: bytes) -> dict[str, Any]:
+    """Returns the JSON object in `raw`.
+
+    Raises:
+        BadRequest: the body is empty, not JSON, or not an object.
+    """
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def cache_control(value: Any) -> CacheControl:
+    """Returns the client's `cache` field as a CacheControl (a 400 naming it when malformed)."""
     if value is None:
         return CacheControl()
     if not isinstance(value, dict):

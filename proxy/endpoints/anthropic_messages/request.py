@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from proxy.endpoints.anthropic_messages.content import convert_messages
-from proxy.endpoints.openai_chat import IGNORED, _cache_control
+from proxy.endpoints.openai_chat import IGNORED, cache_control, load_body
 from proxy.errors import BadRequest
 from proxy.schema import CacheControl, ChatRequest
 
@@ -43,23 +43,6 @@ class MessagesRequest:
     def passthrough(self, model: str) -> bytes:
         """Returns the client's body for an Anthropic upstream, only `model` replaced."""
         return orjson.dumps({**self.body, "model": model})
-
-
-def load_body(raw: bytes) -> dict[str, Any]:
-    """Returns the JSON object in `raw`.
-
-    Raises:
-        BadRequest: the body is empty, not JSON, or not an object.
-    """
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return body
 
 
 def model_of(body: Mapping[str, Any]) -> str:
@@ -93,7 +76,7 @@ def parse(
             the message and `param` name the field.
     """
     body = load_body(raw)
-    ctl = _cache_control(body.get("cache"))
+    ctl = cache_control(body.get("cache"))
     client_body = {k: v for k, v in body.items() if k not in IGNORED}
     model = model_of(body)
     stream = _flag(body, "stream")

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from proxy.endpoints.anthropic_messages.request import load_body, model_of
+from proxy.endpoints.anthropic_messages.request import model_of
+from proxy.endpoints.openai_chat import load_body
 from proxy.errors import BadRequest
 
 CHARS_PER_TOKEN = 4

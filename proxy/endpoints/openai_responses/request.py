@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from proxy.endpoints.openai_chat import IGNORED, _cache_control
+from proxy.endpoints.openai_chat import IGNORED, cache_control, load_body
 from proxy.endpoints.openai_responses.items import convert_input
 from proxy.endpoints.openai_responses.tools import (
     ToolRef,
@@ -77,23 +77,6 @@ class ResponsesRequest:
         return orjson.dumps({**self.body, "model": model})
 
 
-def load_body(raw: bytes) -> dict[str, Any]:
-    """Returns the JSON object in `raw`.
-
-    Raises:
-        BadRequest: the body is empty, not JSON, or not an object.
-    """
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return body
-
-
 def parse(
     raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False
 ) -> tuple[ChatRequest, CacheControl, ResponsesRequest]:
@@ -108,7 +91,7 @@ def parse(
             it refers to stored state (`previous_response_id`, ...). `param` names the field.
     """
     body = load_body(raw)
-    ctl = _cache_control(body.get("cache"))
+    ctl = cache_control(body.get("cache"))
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a non-empty string.", param="model")
