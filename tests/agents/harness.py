@@ -39,10 +39,12 @@ HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE / "node_modules"
 BIN = NODE_MODULES / ".bin"
 AGENTS = {
-    "claude": BIN / "claude",
+    "claude": NODE_MODULES / "@anthropic-ai" / "claude-code-linux-x64" / "claude",
     "codex": BIN / "codex",
     "opencode": NODE_MODULES / "opencode-linux-x64" / "bin" / "opencode",
 }
+"""Claude Code and OpenCode run as their Linux x64 binary packages: `.bin/claude` is a shell stub
+until Claude Code's postinstall copies that binary over it, and .npmrc's ignore-scripts skips it."""
 MORE_AGENTS = {
     "openclaw": BIN / "openclaw",
     "cn": BIN / "cn",
