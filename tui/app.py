@@ -14,8 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 from textual.worker import Worker, WorkerState
 
+from tui.panes import format as fmt
 from tui.panes.base import Frame, Pane
 from tui.panes.cache_rate import CacheRatePane
 from tui.panes.cost import CostPane
@@ -24,6 +26,8 @@ from tui.panes.key_health import KeyHealthPane
 from tui.panes.log import LogPane
 from tui.panes.request_log import RequestLogPane
 from tui.screens.help import HelpScreen
+from tui.screens.key_detail import KeyDetailScreen
+from tui.screens.quit import QuitScreen
 from tui.screens.request_detail import RequestDetailScreen
 from tui.screens.tester import TesterScreen
 from tui.source import LiveSource
@@ -57,10 +61,12 @@ class DashboardApp(App[int]):
             )
         ),
         Binding("t", "tester", "Tester"),
-        Binding("question_mark", "help", "Help"),
+        # `?` and `q` are drawn at the footer's right end (`#footer-keys`), never cut off.
+        Binding("question_mark", "help", "Help", show=False),
         Binding("T", "toggle_theme", "Theme"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("q", "quit", "Quit", show=False),
+        # Not a priority binding: in a text box ctrl+c copies (the box's own binding wins).
+        Binding("ctrl+c", "quit", "Quit", show=False),
     ]
 
     def __init__(
@@ -102,7 +108,11 @@ class DashboardApp(App[int]):
                 yield CacheRatePane()
                 yield CostPane()
             yield LogPane()
-        yield Footer()
+        with Horizontal(id="footer-bar"):
+            yield Footer()
+            with Horizontal(id="footer-keys"):
+                yield FooterKey("question_mark", "?", "Help", "help")
+                yield FooterKey("q", "q", "Quit", "quit")
 
     @property
     def panes(self) -> list[Pane]:
@@ -126,6 +136,8 @@ class DashboardApp(App[int]):
     def _set_compact(self, width: int, height: int) -> None:
         compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
         self.set_class(compact, "compact")
+        # At 80 columns the footer's room goes to keys (ctrl+p still opens the palette).
+        self.query_one(Footer).show_command_palette = not compact
         for pane in self.panes:
             pane.set_compact(compact)
 
@@ -150,16 +162,22 @@ class DashboardApp(App[int]):
         snapshot = self.source.snapshot()
         now = self.clock()
         header = self.query_one(StatusHeader)
+        connected = self.source.connected
         header.show(
             snapshot,
-            connected=self.source.connected,
+            connected=connected,
             error=self.source.error,
             config_label=self.config_label,
             now=now,
+            events=events,
         )
+        # Old numbers must not look live: the panes dim while the proxy is unreachable.
+        self.query_one("#home").set_class(not connected and snapshot is not None, "-stale")
         if snapshot and snapshot.get("server", {}).get("demo") and not self.demo:
             self.demo = True
             self.query_one(DemoBanner).display = True
+        if self.demo and snapshot:
+            self.query_one(DemoBanner).show(str(snapshot.get("server", {}).get("listen") or ""))
         if len(self.screen_stack) > 1:
             return  # behind the tester or a dialog: keep events for later
         frame = Frame(snapshot, self._pending, now, fresh=snapshot is not self._last_snapshot)
@@ -196,6 +214,21 @@ class DashboardApp(App[int]):
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
 
     async def action_quit(self) -> None:
+        """Quits; when that stops the proxy (it runs in this process), asks first."""
+        if isinstance(self.screen, QuitScreen):
+            return
+        if not getattr(self.source, "in_process", False):
+            await self.stop()
+            return
+        server = (self.source.snapshot() or {}).get("server") or {}
+        self.push_screen(QuitScreen(int(server.get("in_flight") or 0)), self._answered)
+
+    async def _answered(self, stop: bool | None) -> None:
+        if stop:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stops following the source (and the proxy, when it is in this process) and exits."""
         self.query_one(StatusHeader).update("Stopping: finishing in-flight requests…")
         await self.shutdown()
         self.exit(0)
@@ -212,12 +245,21 @@ class DashboardApp(App[int]):
         rows = [
             ("Everywhere", self.get_key_display(b), b.description) for b in _shown(self.BINDINGS)
         ]
+        rows += [
+            ("Everywhere", "?", "Help"),
+            ("Everywhere", "q", "Quit (asks before it stops the proxy)"),
+            ("Tables", "j / k", "Down / up"),
+            ("Tables", "g / G", "First / last row"),
+            ("Tables", "ctrl+d / ctrl+u", "Half a page down / up"),
+        ]
         for pane in self.panes:
             rows += [
                 (pane.TITLE, self.get_key_display(b), b.description) for b in _shown(pane.BINDINGS)
             ]
         rows += [
+            ("Keys", "enter", "Key details: why it fails, its requests"),
             ("Requests", "enter", "Request details"),
+            ("Requests", "G / end / f", "Follow the newest (moving up pauses)"),
             ("Tester", "ctrl+s", "Send"),
             ("Tester", "ctrl+f", "API: Chat Completions / Anthropic Messages / OpenAI Responses"),
             ("Tester", "escape", "Back to the panes"),
@@ -269,7 +311,10 @@ class DashboardApp(App[int]):
     async def _run_action(self, action: str, deployment: str | None) -> dict[str, Any]:
         result = await self.source.action(action, deployment)
         # A probe's detail is the upstream's text: never markup.
-        self.notify(describe_result(action, deployment, result), title=action, markup=False)
+        line = fmt.clean(describe_result(action, deployment, result), 500)
+        self.notify(line, title=action, markup=False)
+        record = {"time": self.clock(), "level": "INFO", "logger": "operator", "message": line}
+        self.query_one(LogPane).write(record)  # what was done, and by whom, stays on record
         await self.source.refresh()
         return result
 
@@ -278,11 +323,22 @@ class DashboardApp(App[int]):
         request = self.finished.get(message.request["id"], message.request)
         self.push_screen(RequestDetailScreen(request))
 
+    @on(KeyHealthPane.DetailRequested)
+    def _open_key(self, message: KeyHealthPane.DetailRequested) -> None:
+        dep = self.query_one(KeyHealthPane).deployment(message.deployment)
+        if dep is None:
+            return
+        requests = [
+            r for r in self.query_one(RequestLogPane).requests.values()
+            if r.get("deployment") == message.deployment
+        ]  # fmt: skip
+        self.push_screen(KeyDetailScreen(dep, requests, self.clock()))
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
             self.notify(
-                f"{type(error).__name__}: {error}",
+                fmt.clean(f"{type(error).__name__}: {error}", 500),
                 title=event.worker.name,
                 severity="error",
                 markup=False,

@@ -93,8 +93,15 @@ async def settle(app: LocalDashboardApp, pilot: Pilot[int]) -> None:
     await pilot.pause(0.1)
 
 
-async def capture(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
-    """Runs the demo and saves every screenshot into `out` (an existing directory).
+COMPACT_SHOTS = {"home", "keys", "cost"}
+"""What is also saved at 80×24 (`*_80x24.svg`): the layout of small terminals."""
+
+
+async def capture(
+    out: Path, size: tuple[int, int] = (120, 40), only: set[str] | None = None
+) -> list[Path]:
+    """Runs the demo and saves every screenshot (or those in `only`, named `*_<W>x<H>`) into
+    `out` (an existing directory).
 
     Returns:
         The SVG files written.
@@ -118,7 +125,11 @@ async def capture(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
         )
 
         def save(name: str) -> None:
-            saved.append(Path(app.save_screenshot(f"{name}.svg", path=str(out))))
+            if only is None:
+                saved.append(Path(app.save_screenshot(f"{name}.svg", path=str(out))))
+            elif name in only:
+                file = f"{name}_{size[0]}x{size[1]}.svg"
+                saved.append(Path(app.save_screenshot(file, path=str(out))))
 
         try:
             async with app.run_test(size=size) as pilot:
@@ -134,9 +145,9 @@ async def capture(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
                     await pilot.press(key)
                     save(name)
                     await pilot.press(key)
-                await pilot.press("4", "g")
+                await pilot.press("4", "b")
                 save("cost_by_client")
-                await pilot.press("g", "g", "4")
+                await pilot.press("b", "b", "4")
                 await pilot.press("2")
                 open_request(app, client="Claude Code")
                 await pilot.press("enter")
@@ -144,7 +155,7 @@ async def capture(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
                 await pilot.press("escape", "2", "question_mark")
                 save("help")
                 await pilot.press("escape")
-                await app.action_quit()
+                await app.stop()
         finally:
             server.stop()
             logging.getLogger().removeHandler(handler)
@@ -169,6 +180,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     svgs = asyncio.run(capture(out))
+    svgs += asyncio.run(capture(out, (80, 24), COMPACT_SHOTS))
     png = to_png(svgs)
     print(
         f"saved {len(svgs)} SVG screenshots in {args.out}/"

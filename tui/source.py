@@ -35,6 +35,10 @@ class LiveSource(Protocol):
     def connected(self) -> bool: ...
 
     @property
+    def in_process(self) -> bool:
+        """True when the proxy runs in this process, so quitting the dashboard stops it."""
+
+    @property
     def error(self) -> str | None: ...
 
     async def start(self) -> None:
@@ -104,6 +108,8 @@ def _client_url(listen: str) -> str:
 
 class LocalSource:
     """Reads the in-process proxy: its bus for events, `runtime.state.snapshot()` on its loop."""
+
+    in_process = True
 
     def __init__(self, server: _Server, runtime: _Runtime, *, interval: float = 1.0) -> None:
         self.server = server
@@ -193,6 +199,8 @@ class LocalSource:
 class RemoteSource:
     """Follows a headless proxy over HTTP: `/llmproxy/events` (SSE) for events, `/llmproxy/state`
     every `interval` seconds, `/llmproxy/actions`; reconnects with exponential backoff."""
+
+    in_process = False
 
     def __init__(
         self,

@@ -258,6 +258,8 @@ class FakeSource:
         self.base_url = "http://127.0.0.1:4000"
         self.api_key: str | None = None
         self.connected = True
+        self.in_process = True
+        """Quitting asks first, as with the proxy in this process."""
         self.error: str | None = None
         self.started = False
         self.stopped = False

@@ -11,6 +11,7 @@ from tests.tui.conftest import CLAUDE_SESSION, NOW, FakeSource, finished, make_a
 from tui.panes.request_log import RequestLogPane, matches
 from tui.screens import tester as tester_screen
 from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
 from tui.screens.request_detail import RequestDetailScreen
 
 
@@ -31,7 +32,7 @@ async def test_home_shows_every_pane(source: FakeSource) -> None:
         assert app.query_one("#keys-table", DataTable).row_count == 4
         assert app.query_one("#requests-table", DataTable).row_count == 3
         assert cell(app, "keys-table", "gpt-4o-2", "health") == "◔ cooling down 42s"
-        assert cell(app, "keys-table", "groq-1", "health") == "○ disabled: key missing"
+        assert cell(app, "keys-table", "groq-1", "health") == "○ key missing"
         assert cell(app, "keys-table", "gpt-4o-1", "key") == "…9f2a"
         assert "10.0% since start" in text_of(app, "#cache-summary")
         assert cell(app, "cost-table", "total", "cost") == "$0.7700"
@@ -87,7 +88,9 @@ async def test_cooldown_event_counts_down(source: FakeSource) -> None:
 async def test_key_actions_reach_the_source(source: FakeSource) -> None:
     app = make_app(source)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("1", "down")  # zoom Keys, select gpt-4o-2
+        keys = app.query_one("#keys-table", DataTable)
+        assert [r.value for r in keys.rows] == ["gpt-4o-2", "groq-1", "gpt-4o-1", "claude-1"]
+        await pilot.press("1", "G", "k", "g", "j", "k")  # zoom Keys; bad keys first: gpt-4o-2
         await pilot.press("r", "d", "p")
         await app.workers.wait_for_complete()
         assert source.actions == [
@@ -202,11 +205,16 @@ async def test_log_pane_shows_log_events_and_warnings(source: FakeSource) -> Non
         assert app.query_one("#log").lines == 2  # the config warning, then the record
 
 
-async def test_quit_stops_the_source(source: FakeSource) -> None:
+async def test_quit_asks_then_stops_the_source(source: FakeSource) -> None:
     app = make_app(source)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.has_class("compact")
         await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen) and not source.stopped
+        assert "Stop the proxy? 1 in flight" in text_of(app.screen, "#quit-question")
+        await pilot.press("n")
+        assert not isinstance(app.screen, QuitScreen) and not source.stopped
+        await pilot.press("q", "y")
     assert source.stopped and app.return_code == 0
 
 
@@ -268,10 +276,10 @@ async def test_requests_show_the_api_client_and_session(source: FakeSource) -> N
         assert cell(app, "requests-table", "req-0", "door") == "chat"
         assert cell(app, "requests-table", "req-0", "client") == "openai-python"
         assert cell(app, "requests-table", "req-0", "session") == "—"
-        assert cell(app, "requests-table", "req-1", "door") == "messages"
+        assert cell(app, "requests-table", "req-1", "door") == "msgs"
         assert cell(app, "requests-table", "req-1", "client") == "Claude Code"
         assert cell(app, "requests-table", "req-1", "session") == "3f2a9c1d…"
-        assert cell(app, "requests-table", "req-2", "door") == "responses"
+        assert cell(app, "requests-table", "req-2", "door") == "resp"
         table = app.query_one("#requests-table", DataTable)
         assert table.virtual_size.width <= table.size.width  # fits: no sideways scrolling
 
@@ -308,7 +316,7 @@ async def test_client_strings_are_plain_text_cut_short(source: FakeSource) -> No
         app.refresh_data()
         await pilot.pause()
         assert cell(app, "keys-table", "gpt-4o-1", "last_error").startswith("[/oops][bold")
-        for column, cells in [("client", 13), ("session", 9), ("route", 26)]:
+        for column, cells in [("client", 13), ("session", 9), ("route", 28)]:
             shown = cell(app, "requests-table", "evil", column)
             assert shown.startswith("[/oops]") and "…" in shown, column
             assert len(shown) <= cells and "\x1b" not in shown, column
@@ -345,7 +353,7 @@ async def test_cost_groups_by_group_deployment_or_client(source: FakeSource) -> 
         pane = app.query_one("#cost")
         table = app.query_one("#cost-table", DataTable)
         assert table.row_count == 6 and "by deployment" in str(pane.border_subtitle)
-        await pilot.press("4", "g")
+        await pilot.press("4", "b")
         assert str(pane.border_subtitle) == "all time · by client"
         assert [str(k.value) for k in table.rows] == ["c:Claude Code", "c:Codex", "c:", "total"]
         assert cell(app, "cost-table", "c:", "name") == "(unnamed)"
@@ -359,9 +367,9 @@ async def test_cost_groups_by_group_deployment_or_client(source: FakeSource) -> 
             ), key
         await pilot.press("a")  # today, by client
         assert [str(k.value) for k in table.rows] == ["c:Claude Code", "c:", "total"]
-        await pilot.press("g")  # today, by group
+        await pilot.press("b")  # today, by group
         assert [str(k.value) for k in table.rows] == ["g:gpt-4o", "total"]
-        await pilot.press("g")  # today, by deployment
+        await pilot.press("b")  # today, by deployment
         assert [str(k.value) for k in table.rows] == ["g:gpt-4o", "d:gpt-4o-1", "total"]
         await pilot.press("a")
         assert (
@@ -410,7 +418,7 @@ async def test_the_route_takes_the_room_the_pane_has(source: FakeSource) -> None
     app = make_app(source)
     async with app.run_test(size=(120, 40)) as pilot:
         narrow = cell(app, "requests-table", "long", "route")
-        assert len(narrow) == 26 and narrow.endswith("anthropic-main-1") and "…" in narrow
+        assert len(narrow) == 28 and narrow.endswith("anthropic-main-1") and "…" in narrow
         await pilot.resize_terminal(140, 40)
         await pilot.pause()
         wide = cell(app, "requests-table", "long", "route")

@@ -87,7 +87,7 @@ def test_the_command_starts_in_tmux_and_quits_with_q(tmp_path: Path, session: st
     screen = capture(session)
     assert shown, screen
     assert "Demo config" in screen
-    subprocess.run(tmux(session, "send-keys", "-t", session, "q"), check=True)
+    subprocess.run(tmux(session, "send-keys", "-t", session, "q", "y"), check=True)
     assert wait_for(exit_file.exists, 40), capture(session)
     assert exit_file.read_text().strip() == "EXIT=0"
 

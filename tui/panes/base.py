@@ -7,10 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.events import Click
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType
+
+NUMERIC = frozenset(
+    {"requests", "tokens_in", "tokens_out", "cost", "errors", "err_pct", "p50", "p95", "rpm",
+     "tpm", "in_flight", "latency", "ttft", "tokens", "attempts"}
+)  # fmt: skip
+"""Column keys whose cells are numbers: right-aligned, label too."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,76 @@ class Pane(Vertical):
             self.focus()
 
 
+class PaneTable(DataTable[Any]):
+    """A table with the pager keys of `less` and vim: j/k, g/G and home/end (top, bottom),
+    ctrl+d/ctrl+u (half a page)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("home", "scroll_top", "Top", show=False),
+        Binding("end", "scroll_bottom", "Bottom", show=False),
+        Binding("ctrl+d", "half_page(1)", "Half page down", show=False),
+        Binding("ctrl+u", "half_page(-1)", "Half page up", show=False),
+    ]
+
+    class Moved(Message):
+        """The user moved the cursor (a key or a click); `at_end` when it is on the last row."""
+
+        def __init__(self, at_end: bool) -> None:
+            super().__init__()
+            self.at_end = at_end
+
+    def action_half_page(self, direction: int) -> None:
+        """Moves the cursor (or, without one, the view) half a page."""
+        step = direction * max(1, self.scrollable_content_region.height // 2)
+        if self.cursor_type == "none" or not self.row_count:
+            self.scroll_relative(y=step, animate=False)
+        else:
+            row = min(max(0, self.cursor_row + step), self.row_count - 1)
+            self.move_cursor(row=row, animate=False)
+        self._moved()
+
+    def _moved(self) -> None:
+        self.post_message(self.Moved(self.cursor_row >= self.row_count - 1))
+
+    # The user's moves, told apart from the program's `move_cursor` (a live tail's).
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._moved()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._moved()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._moved()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._moved()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self._moved()
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._moved()
+
+    async def _on_click(self, event: Click) -> None:
+        await super()._on_click(event)
+        self._moved()
+
+
 def define_columns(table: DataTable[Any], columns: Sequence[tuple[str, str]]) -> None:
     """Replaces the table's columns (and rows) with `(key, label)` columns."""
     table.clear(columns=True)
     for key, label in columns:
-        table.add_column(label, key=key)
+        table.add_column(Text(label, justify="right") if key in NUMERIC else label, key=key)
 
 
 def upsert_row(table: DataTable[Any], key: str, cells: dict[str, CellType]) -> bool:
@@ -77,7 +151,8 @@ def upsert_row(table: DataTable[Any], key: str, cells: dict[str, CellType]) -> b
     if key in table.rows:
         for column, value in cells.items():
             if column in table.columns and table.get_cell(key, column) != value:
-                table.update_cell(key, column, value)
+                # The column widens to its longest value: `37/600`, never `37/60`.
+                table.update_cell(key, column, value, update_width=True)
         return False
     table.add_row(*(cells.get(str(col.value), "") for col in table.columns), key=key)
     return True
@@ -92,6 +167,19 @@ def sync_rows(table: DataTable[Any], rows: Sequence[tuple[str, dict[str, CellTyp
             table.remove_row(key)
     current = [k.value for k in table.rows]
     if current != wanted[: len(current)]:
+        selected = selected_key(table)
         table.clear()
+        for key, cells in rows:
+            upsert_row(table, key, cells)
+        if selected is not None and selected in table.rows:  # the selection follows its row
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        return
     for key, cells in rows:
         upsert_row(table, key, cells)
+
+
+def selected_key(table: DataTable[Any]) -> str | None:
+    """Returns the key of the row under the cursor, or None."""
+    if not table.row_count or table.cursor_type == "none":
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 
 HEALTH_STYLES: dict[str, tuple[str, str, str]] = {
     "ok": ("●", "ok", "green"),
     "cooling_down": ("◔", "cooling down", "yellow"),
+    "at_limit": ("◑", "at limit", "yellow"),
     "failing": ("✖", "failing", "red"),
     "key_rejected": ("✖", "key rejected", "red"),
     "disabled": ("○", "disabled", "dim"),
-    "key_missing": ("○", "disabled: key missing", "dim"),
+    "key_missing": ("○", "key missing", "dim"),
 }
+
+
+HEALTH_ORDER = ("key_rejected", "failing", "cooling_down", "at_limit", "key_missing", "ok",
+                "disabled")  # fmt: skip
+"""Keys are listed bad first."""
+
+
+def at_limit(dep: dict[str, Any]) -> bool:
+    """Whether a usable deployment is at its rpm or tpm limit (its group may answer 429/503)."""
+    rpm, tpm = dep.get("rpm_limit"), dep.get("tpm_limit")
+    return dep.get("health") == "ok" and bool(
+        (rpm and dep.get("rpm_used", 0) >= rpm) or (tpm and dep.get("tpm_used", 0) >= tpm)
+    )
+
+
+def health_state(dep: dict[str, Any]) -> str:
+    """Returns the deployment's health, `at_limit` for a usable one at its rpm/tpm limit."""
+    return "at_limit" if at_limit(dep) else str(dep.get("health", "ok"))
+
+
+def health_rank(dep: dict[str, Any]) -> int:
+    state = health_state(dep)
+    return HEALTH_ORDER.index(state) if state in HEALTH_ORDER else 0
 
 
 def ms(value: float | None) -> str:
@@ -35,11 +60,14 @@ def tokens(value: int | None) -> str:
 
 
 def dollars(value: float | None) -> str:
-    """Returns `$0.0012`, `$1.23` or `—` (unknown price)."""
+    """Returns `$0.0012`, `$1.23`, `<$0.0001` (a real charge is never shown as zero) or `—`
+    (unknown price)."""
     if value is None:
         return "—"
     if value == 0:
         return "$0"
+    if 0 < value < 0.00005:
+        return "<$0.0001"
     return f"${value:.4f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
@@ -67,15 +95,23 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-def plain(value: object, limit: int | None = None, style: str = "") -> Text:
-    """Returns `value` as plain text, never markup, for strings a client sent (model, client,
-    session, error text): control and other unprintable characters (escape sequences, bidi
-    overrides) shown escaped as `\\x1b`, `\\u202e`, and the whole cut to `limit` cells with `…`."""
+def clean(value: object, limit: int | None = None, keep: str = "") -> str:
+    """Returns `value` as a string safe to draw: control and other unprintable characters
+    (escape sequences, bidi overrides) escaped as `\\x1b`, `\\u202e`, except those in `keep`
+    (the newlines of a text meant to keep its lines). With `limit`, a huge string is cut to a few
+    times `limit` characters first, so the work is bounded."""
     raw = str(value)
     if limit is not None:
-        raw = raw[: limit * 4 + 1]  # cut a huge string before the per-character work
+        raw = raw[: limit * 4 + 1]
     if not raw.isprintable():
-        raw = "".join(c if c.isprintable() else _escape(c) for c in raw)
+        raw = "".join(c if c.isprintable() or c in keep else _escape(c) for c in raw)
+    return raw
+
+
+def plain(value: object, limit: int | None = None, style: str = "") -> Text:
+    """Returns `value` as plain text, never markup, for strings a client sent (model, client,
+    session, error text), escaped by `clean`, and the whole cut to `limit` cells with `…`."""
+    raw = clean(value, limit)
     text = Text(raw, style=style, no_wrap=limit is not None, end="")
     if limit is not None and text.cell_len > limit:
         text.truncate(limit, overflow="ellipsis")
@@ -100,13 +136,16 @@ def clock_time(unix: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(unix))
 
 
-def bar(used: int, limit: int | None, width: int = 6) -> Text:
-    """Returns `███░░░ 12/60` (used against limit), or just `12` with no limit."""
+def bar(used: int, limit: int | None, width: int = 4) -> Text:
+    """Returns `██░░ 37/600` (used against limit; `width` 0: no bar, coloured numbers), or
+    just `12` with no limit."""
     if not limit:
-        return Text(f"{used}", style="dim" if used == 0 else "")
+        return Text(f"{tokens(used)}", style="dim" if used == 0 else "")
     ratio = min(1.0, used / limit)
     filled = round(ratio * width)
     style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.6 else "green"
+    if not width:
+        return Text(f"{tokens(used)}/{tokens(limit)}", style=style if ratio >= 0.6 else "")
     out = Text("█" * filled, style=style)
     out.append("░" * (width - filled), style="dim")
     out.append(f" {tokens(used)}/{tokens(limit)}")
@@ -121,10 +160,24 @@ def health(state: str, remaining: float | None) -> Text:
     return Text(f"{icon} {label}", style=style)
 
 
+CANCELLED = 499
+"""The status of a request whose client went away before its answer."""
+
+
+def right(value: str | Text) -> Text:
+    """Returns a number's cell, right-aligned so digits line up."""
+    text = value if isinstance(value, Text) else Text(value, end="")
+    text.justify = "right"
+    return text
+
+
 def status(code: int | None) -> Text:
-    """Returns an HTTP status coloured by class; None is an unfinished request."""
+    """Returns an HTTP status coloured by class; None is an unfinished request, 499 a request
+    its client cancelled."""
     if code is None:
         return Text("…", style="dim")
+    if code == CANCELLED:
+        return Text("cancel", style="dim")  # `cancelled`, in the room of a status column
     style = "green" if code < 300 else "yellow" if code < 500 and code != 429 else "red"
     if code == 429:
         style = "yellow"

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import DataTable
 
 from tui.panes import format as fmt
-from tui.panes.base import Frame, Pane, define_columns, sync_rows
+from tui.panes.base import Frame, Pane, PaneTable, define_columns, selected_key, sync_rows
 
 DETAILED = [
     ("group", "Group"),
     ("id", "Deployment"),
-    ("provider", "Provider"),
     ("key", "Key"),
     ("health", "Health"),
     ("rpm", "RPM"),
@@ -24,14 +25,15 @@ DETAILED = [
     ("errors", "Err"),
     ("last_error", "Last error"),
 ]
-COMPACT = [
+COMPACT = [  # 80 columns: what is wrong with each key, with its reason
     ("id", "Deployment"),
-    ("key", "Key"),
     ("health", "Health"),
     ("rpm", "RPM"),
-    ("p50", "p50"),
     ("errors", "Err"),
+    ("last_error", "Reason"),
 ]
+MIN_REASON = 12
+"""The last error takes what the other columns leave, at least this."""
 
 
 class KeyHealthPane(Pane):
@@ -46,16 +48,24 @@ class KeyHealthPane(Pane):
         Binding("p", "deployment('probe')", "Probe key"),
     ]
 
+    class DetailRequested(Message):
+        """Enter on a key: the app opens its detail screen."""
+
+        def __init__(self, deployment: str) -> None:
+            super().__init__()
+            self.deployment = deployment
+
     def __init__(self) -> None:
         super().__init__()
         self._deployments: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
         self._overrides: dict[str, dict[str, Any]] = {}
         self._now = 0.0
+        self._widths: tuple[int, ...] = ()
+        """The other columns' widths the reason column was last fitted to."""
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="keys-table")
-        yield table
+        yield PaneTable(cursor_type="row", zebra_stripes=True, id="keys-table")
 
     def on_mount(self) -> None:
         define_columns(self.query_one(DataTable), DETAILED)
@@ -63,8 +73,14 @@ class KeyHealthPane(Pane):
     def set_compact(self, compact: bool) -> None:
         if compact != self.compact:
             super().set_compact(compact)
-            define_columns(self.query_one(DataTable), COMPACT if compact else DETAILED)
-            self._render_rows()
+            self._reset_columns()
+
+    def on_resize(self) -> None:
+        self._reset_columns()  # the reason column is as wide as the room left for it
+
+    def _reset_columns(self) -> None:
+        self._widths = ()
+        self._render_rows()
 
     @property
     def selected(self) -> str | None:
@@ -98,30 +114,57 @@ class KeyHealthPane(Pane):
         self._render_rows()
 
     def _render_rows(self) -> None:
-        rows = []
-        for dep_id in self._order:
-            dep = self.deployment(dep_id)
-            if dep is not None:
-                rows.append((dep_id, self._cells(dep)))
-        sync_rows(self.query_one(DataTable), rows)
+        deps = [d for d in map(self.deployment, self._order) if d is not None]
+        deps.sort(key=fmt.health_rank)  # stable: the config's order within a state
+        columns = COMPACT if self.compact else DETAILED
+        rows = [(str(dep["id"]), self._cells(dep)) for dep in deps]
+        # The last error takes the room the other columns leave. The table measures its
+        # columns only later, so the cells are measured here; and columns never narrow by
+        # themselves, so other widths start them again.
+        widths = tuple(
+            max([len(label)] + [_cell_len(cells[key]) for _, cells in rows])
+            for key, label in columns if key != "last_error"
+        )  # fmt: skip
+        table = self.query_one(DataTable)
+        room = table.size.width - sum(w + 2 for w in widths) - 2 - 1  # its padding, scrollbar
+        room = max(MIN_REASON, room) if table.size.width else 60
+        for _, cells in rows:
+            cells["last_error"] = fmt.plain(cells["last_error"], room)  # never markup
+        if widths == self._widths:
+            sync_rows(table, rows)
+            return
+        self._widths = widths
+        selected = selected_key(table)
+        define_columns(table, columns)
+        sync_rows(table, rows)
+        if selected is not None and selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     def _cells(self, dep: dict[str, Any]) -> dict[str, Any]:
         until = dep.get("cooldown_until")
         remaining = until - self._now if until else dep.get("cooldown_remaining_s")
         last_error = dep.get("last_error") or dep.get("health_reason") or ""
+        # Every cell is a `Text`: a `str` cell is read as markup, and none of these is ours.
         return {
-            "group": dep["group"],
-            "id": dep["id"],
-            "provider": dep["provider"],
-            "key": dep.get("key", "-"),
-            "health": fmt.health(dep["health"], remaining),
-            "rpm": fmt.bar(dep.get("rpm_used", 0), dep.get("rpm_limit")),
-            "tpm": fmt.bar(dep.get("tpm_used", 0), dep.get("tpm_limit")),
-            "in_flight": str(dep.get("in_flight", 0)),
-            "p50": fmt.ms(dep.get("latency_p50_ms")),
-            "errors": str(dep.get("errors", 0)),
-            "last_error": fmt.plain(last_error, 60),  # the upstream's text: never markup
+            "group": fmt.plain(dep["group"], 40),
+            "id": fmt.plain(dep["id"], 40),
+            "provider": fmt.plain(dep["provider"], 20),
+            "key": fmt.plain(dep.get("key", "-"), 12),
+            "health": fmt.health(fmt.health_state(dep), remaining),
+            "rpm": fmt.right(
+                fmt.bar(dep.get("rpm_used", 0), dep.get("rpm_limit"), 0 if self.compact else 4)
+            ),  # fmt: skip
+            "tpm": fmt.right(fmt.bar(dep.get("tpm_used", 0), dep.get("tpm_limit"), 0)),
+            "in_flight": fmt.right(str(dep.get("in_flight", 0))),
+            "p50": fmt.right(fmt.ms(dep.get("latency_p50_ms"))),
+            "errors": fmt.right(str(dep.get("errors", 0))),
+            "last_error": last_error,  # the upstream's text: cut and made plain by _render_rows
         }
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(self.DetailRequested(event.row_key.value))
 
     def action_deployment(self, action: str) -> None:
         if (dep_id := self.selected) is not None:
@@ -133,3 +176,7 @@ class KeyHealthPane(Pane):
         if dep is not None:
             action = "enable" if dep["health"] == "disabled" else "disable"
             self.post_message(self.ActionRequested(action, dep_id))
+
+
+def _cell_len(value: object) -> int:
+    return value.cell_len if isinstance(value, Text) else len(str(value))

@@ -1,5 +1,5 @@
-"""The Log pane: the proxy's log records (from the bus) and config warnings; nothing is ever
-written over the screen."""
+"""The Log pane: the proxy's log records (from the bus), config warnings, every key's health
+change and the operator's actions; nothing is ever written over the screen."""
 
 from __future__ import annotations
 
@@ -26,6 +26,20 @@ def log_line(event: dict[str, Any]) -> Text:
     lines = str(event.get("message", ""))[:MAX_MESSAGE].split("\n")
     out.append_text(Text("\n").join(fmt.plain(line) for line in lines))
     return out
+
+
+def key_change(event: dict[str, Any], now: float) -> dict[str, Any]:
+    """Returns the log record of a key's health change: `gpt-4o-2: cooling down 42s (429 …)`."""
+    health = str(event.get("health", ""))
+    until = event.get("cooldown_until")
+    state = fmt.health(health, until - now if until else None).plain[2:]
+    reason = event.get("reason")
+    return {
+        "time": event.get("time") or now,
+        "level": "INFO" if health in ("ok", "disabled") else "WARNING",
+        "logger": "keys",
+        "message": f"{event.get('deployment')}: {state}" + (f" ({reason})" if reason else ""),
+    }
 
 
 class LogPane(Pane):
@@ -61,6 +75,8 @@ class LogPane(Pane):
         for event in frame.events:
             if event.get("type") == "log":
                 self.write(event, view)
+            elif event.get("type") == "deployment_changed":
+                self.write(key_change(event, frame.now), view)
             elif event.get("type") == "usage_store" and not event.get("ok"):
                 self.write(
                     {

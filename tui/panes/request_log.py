@@ -1,5 +1,6 @@
 """The Requests pane: a live tail of requests (updated in place as they finish) with the API
-and client each came through, follow mode, a filter, and Enter for a request's details.
+and client each came through, following like `tail -f` (moving up pauses, G/end/f resume), a
+filter, and Enter for a request's details.
 Columns narrow and drop as the pane does (`columns_for`); every string a client could have
 chosen is shown as plain text, cut short."""
 
@@ -14,10 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.message import Message
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 from tui.panes import format as fmt
-from tui.panes.base import Frame, Pane, define_columns, upsert_row
+from tui.panes.base import Frame, Pane, PaneTable, define_columns, selected_key, upsert_row
 
 MAX_ROWS = 500
 """Requests kept for the detail view and the filter."""
@@ -29,7 +30,7 @@ PER_FRAME = 50
 
 
 USUAL_CELLS = {
-    "time": 8, "status": 3, "latency": 7, "ttft": 6, "tokens": 10, "cost": 7, "cache": 4,
+    "time": 8, "status": 6, "latency": 7, "ttft": 6, "tokens": 10, "cost": 7, "cache": 4,
     "attempts": 2,
 }  # fmt: skip
 """Usual widths of the columns that are not cut (`45.2k/1.2k` tokens: an agent's prompt)."""
@@ -68,14 +69,15 @@ WIDE = ColumnSet(
     ],
     client=16, session=12,
 )  # fmt: skip
-NORMAL = ColumnSet(  # 120 columns: TTFT and the fallback group move to the detail view
+NORMAL = ColumnSet(  # 120 columns: TTFT and the fallback group move to the detail view;
+    # `msgs` / `resp` leave the route room for a `cancel` status
     "normal",
     [
         ("time", "Time"), ("door", "API"), ("client", "Client"), ("session", "Session"),
         ("route", "Group → deployment"), ("status", "St"), ("latency", "Latency"),
         ("tokens", "Tokens"), ("cost", "Cost"), ("cache", "Cache"),
     ],
-    client=13,
+    client=13, short_door=True,
 )  # fmt: skip
 COMPACT = ColumnSet(  # 80 columns: the session, tokens and cache go too
     "compact",
@@ -116,8 +118,9 @@ def matches(request: dict[str, Any], query: str) -> bool:
     return True
 
 
-class RequestTable(DataTable[Any]):
-    """The request table; Enter opens the selected request."""
+class RequestTable(PaneTable):
+    """The request table; Enter opens the selected request. The pane follows the tail while
+    the user's cursor is on the last row (`PaneTable.Moved`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Details")]
 
@@ -140,7 +143,7 @@ class RequestLogPane(Pane):
     TITLE = "Requests"
     KEY = "2"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "toggle_follow", "Follow"),
+        Binding("f", "toggle_follow", "Follow/pause"),
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -155,6 +158,9 @@ class RequestLogPane(Pane):
         super().__init__()
         self.requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.follow = True
+        """Like `tail -f`: the newest request stays in view and selected."""
+        self.unseen = 0
+        """Requests that arrived while paused."""
         self.query_text = ""
         self.column_set = NORMAL
         self.route_cells = NORMAL.route_cells(118)
@@ -176,13 +182,24 @@ class RequestLogPane(Pane):
         width = self.content_size.width  # inside the border (event.size is outside it)
         wanted = columns_for(width)
         route_cells = wanted.route_cells(width)
+        table = self.query_one(RequestTable)
+        selected = selected_key(table)
         if wanted is not self.column_set:
             self.column_set, self.route_cells = wanted, route_cells
-            define_columns(self.query_one(RequestTable), wanted.columns)
-            self._rebuild()
+            define_columns(table, wanted.columns)
+            self._rebuild(selected)
         elif route_cells != self.route_cells:
             self.route_cells = route_cells
-            self._rebuild()
+            self._rebuild(selected)
+        # After the new size is laid out: the tail (or the selected row) back into view.
+        self.call_after_refresh(self._keep_in_view)
+
+    def _keep_in_view(self) -> None:
+        table = self.query_one(RequestTable)
+        if self.follow:
+            self._follow(table)
+        elif table.row_count:
+            table.move_cursor(row=table.cursor_row, animate=False, scroll=True)
 
     def apply(self, frame: Frame) -> None:
         changed: list[str] = []
@@ -194,11 +211,15 @@ class RequestLogPane(Pane):
                 changed.append(self._absorb(event))
         if changed:
             self._show(changed)
+            if not self.follow:
+                self._update_title()
 
     def _absorb(self, event: dict[str, Any]) -> str:
         old = self.requests.get(event["id"])
         if old is not None and old.get("type") == "request_finished":
             return str(event["id"])  # a late `started` never overwrites a finished request
+        if old is None and not self.follow:
+            self.unseen += 1
         self.requests[event["id"]] = event
         return str(event["id"])
 
@@ -218,14 +239,25 @@ class RequestLogPane(Pane):
     def _follow(self, table: RequestTable) -> None:
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
+            # New rows are measured on the next refresh: scroll to them once they are.
+            table.call_after_refresh(self._to_tail, table)
 
-    def _rebuild(self) -> None:
-        """Shows the newest TABLE_ROWS requests that match the filter."""
+    def _to_tail(self, table: RequestTable) -> None:
+        if self.follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False, scroll=True)
+            table.scroll_to(y=table.max_scroll_y, animate=False)
+
+    def _rebuild(self, selected: str | None = None) -> None:
+        """Shows the newest TABLE_ROWS requests that match the filter; a paused table keeps
+        its selected request (or `selected`) selected."""
         table = self.query_one(RequestTable)
+        selected = selected or selected_key(table)
         table.clear()
         shown = [r for r in self.requests.values() if matches(r, self.query_text)]
         for request in shown[-TABLE_ROWS:]:
             upsert_row(table, str(request["id"]), self._cells(request))
+        if not self.follow and selected is not None and selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._follow(table)
 
     def _cells(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -245,13 +277,13 @@ class RequestLogPane(Pane):
             "session": fmt.short_id(req.get("session"), cols.session),
             "route": self._route(req, req.get("deployment") or "—"),
             "status": self._status(req),
-            "latency": Text(fmt.ms(req.get("latency_ms"))),
-            "ttft": Text(fmt.ms(req.get("ttft_ms"))),
-            "tokens": Text(tokens),
-            "cost": Text(fmt.dollars(req.get("cost"))),
+            "latency": fmt.right(fmt.ms(req.get("latency_ms"))),
+            "ttft": fmt.right(fmt.ms(req.get("ttft_ms"))),
+            "tokens": fmt.right(tokens),
+            "cost": fmt.right(fmt.dollars(req.get("cost"))),
             "cache": fmt.plain(req.get("cache", ""), 5),
             "fallback": fmt.plain(req.get("fallback") or "", cols.fallback),
-            "attempts": Text(str(req.get("attempts", ""))),
+            "attempts": fmt.right(str(req.get("attempts", ""))),
         }
 
     def _status(self, req: dict[str, Any]) -> Text:
@@ -283,14 +315,27 @@ class RequestLogPane(Pane):
         return Text.assemble(group, " → ", deployment, no_wrap=True, end="")
 
     def _update_title(self) -> None:
-        flags = ["following" if self.follow else "paused"]
+        paused = f"paused · {self.unseen} new ↓" if self.unseen else "paused · G resumes"
+        flags = ["following" if self.follow else paused]
         if self.query_text:
             flags.append(f"filter: {self.query_text}")
         self.border_subtitle = fmt.plain(" · ".join(flags), 60)  # the filter is typed: no markup
 
     def action_toggle_follow(self) -> None:
-        self.follow = not self.follow
-        self._update_title()
+        self.set_follow(not self.follow)
+
+    def set_follow(self, follow: bool) -> None:
+        """Follows the tail (and jumps to it), or pauses where the cursor is."""
+        if follow != self.follow:
+            self.follow = follow
+            self.unseen = 0
+            self._update_title()
+        if follow:
+            self._follow(self.query_one(RequestTable))
+
+    def on_pane_table_moved(self, event: PaneTable.Moved) -> None:
+        event.stop()
+        self.set_follow(event.at_end)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

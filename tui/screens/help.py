@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
+
+from tui.panes.base import PaneTable
 
 
 class HelpScreen(ModalScreen[None]):
@@ -25,10 +28,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
             yield Static("Keys — everything works without a mouse", id="help-title")
-            table: DataTable[Any] = DataTable(cursor_type="none", zebra_stripes=True)
+            table = PaneTable(cursor_type="none", zebra_stripes=True)
             table.add_columns("Where", "Key", "Action")
             for where, key, description in self.rows:
-                table.add_row(where, key, description)
+                table.add_row(Text(where), Text(key), Text(description))  # `[` is no markup
             yield table
             yield Static("escape closes · ctrl+p lists every action", id="help-foot")
 

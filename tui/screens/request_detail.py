@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from tui.panes import format as fmt
+from tui.panes.base import PaneTable
 
 PATHS = {
     "chat": "Chat Completions, /v1/chat/completions",
@@ -36,7 +37,7 @@ def summary(req: dict[str, Any]) -> Text:
         ("Session", (req.get("session") or "—") if finished else "…"),
         ("Group", req.get("group", "")),
         ("Deployment", f"{req.get('deployment') or '—'} ({req.get('provider') or '—'})"),
-        ("Status", str(req.get("status", "in flight")) if finished else "in flight"),
+        ("Status", _status(req) if finished else "in flight"),
         ("Kind", f"{req.get('kind', 'chat')}{' · stream' if req.get('stream') else ''}"),
         ("Latency", f"{fmt.ms(req.get('latency_ms'))} · TTFT {fmt.ms(req.get('ttft_ms'))}"),
         (
@@ -63,6 +64,13 @@ def summary(req: dict[str, Any]) -> Text:
     return out
 
 
+def _status(req: dict[str, Any]) -> str:
+    status = req.get("status")
+    if status == fmt.CANCELLED:
+        return f"{status} cancelled (the client went away before the answer)"
+    return str(status)
+
+
 def preview(text: str) -> Text:
     """Returns the answer's preview as plain text, its lines kept, anything else escaped."""
     return Text("\n").join(fmt.plain(line) for line in text[:4000].splitlines())
@@ -80,18 +88,18 @@ class RequestDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         req = self.request
         with VerticalScroll(id="detail-box") as box:
-            box.border_title = f"Request {req.get('id', '')}"
+            box.border_title = fmt.plain(f"Request {req.get('id', '')}", 80)  # a client's id
             yield Static(summary(req), id="detail-summary")
             yield Static("Attempts", classes="detail-heading")
-            table: DataTable[Any] = DataTable(cursor_type="none", id="detail-attempts")
+            table = PaneTable(cursor_type="none", id="detail-attempts")
             table.add_columns("#", "Group", "Deployment", "Status", "Latency", "Reason")
             for i, attempt in enumerate(req.get("attempt_log") or (), start=1):
                 table.add_row(
-                    str(i),
+                    Text(str(i)),
                     fmt.plain(attempt.get("group", ""), 40),
                     fmt.plain(attempt.get("deployment") or "", 40),
-                    str(attempt.get("status", "")),
-                    fmt.ms(attempt.get("latency_ms")),
+                    fmt.plain(attempt.get("status", ""), 6),
+                    fmt.right(fmt.ms(attempt.get("latency_ms"))),
                     fmt.plain(attempt.get("reason") or "", LONGEST),
                 )
             yield table

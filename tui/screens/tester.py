@@ -75,9 +75,9 @@ class TesterRun:
             f"{self.usage.get('prompt_tokens', '?')} in / "
             f"{self.usage.get('completion_tokens', '?')} out"
         )
-        out = Text("served by ", style="dim")
-        out.append(f"{self.deployment or '?'}", style="bold")
-        out.append(f" ({self.provider or '?'}) via {self.format.label}")
+        out = Text("served by ", style="dim")  # the names come from response headers
+        out.append_text(fmt.plain(self.deployment or "?", 60, style="bold"))
+        out.append_text(fmt.plain(f" ({self.provider or '?'}) via {self.format.label}", 80))
         out.append(
             f" · TTFT {fmt.ms(self.ttft_ms)} · {fmt.ms(self.latency_ms)} · {tokens} · {cost}"
             f" · cache {self.cache or '—'}"
@@ -149,7 +149,7 @@ class TesterScreen(Screen[None]):
         groups = [g["name"] for g in (snapshot or {}).get("groups", []) if "*" not in g["name"]]
         select = self.query_one("#tester-group", Select)
         current = select.value
-        select.set_options([(g, g) for g in groups])
+        select.set_options([(fmt.plain(g, 60), g) for g in groups])
         if current in groups:
             select.value = current
         elif groups:
@@ -212,7 +212,7 @@ class TesterScreen(Screen[None]):
             run.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finally:
             await md_stream.stop()
-        await answer.update(run.answer or "")
+        await answer.update(safe_markdown(run.answer or ""))
         self._finish(run)
         return run
 
@@ -242,7 +242,7 @@ class TesterScreen(Screen[None]):
                     if self._absorb(run, delta):
                         if run.ttft_ms is None:
                             run.ttft_ms = (time.perf_counter() - start) * 1000
-                        await write(delta.text)
+                        await write(safe_markdown(delta.text))
             for delta in reader.close():
                 self._absorb(run, delta)
         run.latency_ms = (time.perf_counter() - start) * 1000
@@ -287,8 +287,14 @@ class TesterScreen(Screen[None]):
         run = self.runs[event.option_index]
         self.shown = run
         self.query_one("#tester-prompt", TextArea).text = run.prompt
-        await self.query_one("#tester-answer", Markdown).update(run.answer or "")
+        await self.query_one("#tester-answer", Markdown).update(safe_markdown(run.answer or ""))
         self._show_result(run)
+
+
+def safe_markdown(text: str) -> str:
+    """Returns an answer's Markdown with control characters (escape sequences) shown escaped,
+    its lines and tabs kept: the model's text is rendered, never sent to the terminal."""
+    return fmt.clean(text, keep="\n\t\r")
 
 
 def title(wire: WireFormat) -> str:

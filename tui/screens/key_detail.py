@@ -1,0 +1,113 @@
+"""A key's details (Enter on the Keys pane): why it fails, in full (the last error and when,
+error rate, cooldown left, limits), where it points, and its recent requests; reset, disable
+and probe from right there."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.panes import format as fmt
+from tui.panes.base import Pane, PaneTable
+
+LONGEST = 2000
+"""Cells of the last error: shown whole, a hostile megabyte is not."""
+RECENT = 20
+
+
+def key_summary(dep: dict[str, Any], now: float) -> Text:
+    """Returns the key's facts, each value plain text (the error is the upstream's)."""
+    requests, errors = int(dep.get("requests") or 0), int(dep.get("errors") or 0)
+    until = dep.get("cooldown_until")
+    remaining = until - now if until else dep.get("cooldown_remaining_s")
+    rows: list[tuple[str, object]] = [
+        ("Deployment", dep.get("id", "")),
+        ("Group", dep.get("group", "")),
+        ("Provider", dep.get("provider", "")),
+        ("Model", dep.get("model", "")),
+        ("Base URL", dep.get("api_base") or "(the provider's default)"),
+        ("Key", dep.get("key", "-")),
+        ("Health", fmt.health(fmt.health_state(dep), remaining).plain),
+        ("Why", dep.get("health_reason") or "—"),
+        ("Cooldown", f"{fmt.duration(remaining)} left" if remaining else "—"),
+        ("RPM", _limit(dep.get("rpm_used", 0), dep.get("rpm_limit"))),
+        ("TPM", _limit(dep.get("tpm_used", 0), dep.get("tpm_limit"))),
+        ("In flight", dep.get("in_flight", 0)),
+        ("p50", fmt.ms(dep.get("latency_p50_ms"))),
+        (
+            "Requests",
+            f"{requests:,} · {errors:,} errors"
+            + (f" ({errors / requests * 100:.1f}%)" if requests else ""),
+        ),  # fmt: skip
+        ("Failing now", f"{dep.get('fails_this_minute', 0)} failures this minute"),
+        ("Sessions", dep.get("sessions", 0)),
+    ]
+    at = dep.get("last_error_at")
+    rows.append(("Last error", f"at {fmt.clock_time(at)}" if at else "—"))
+    out = Text()
+    for label, value in rows:
+        out.append(f"{label:<12}", style="bold")
+        out.append_text(fmt.plain(value, LONGEST))
+        out.append("\n")
+    if dep.get("last_error"):
+        # Whole, wrapped: the reason a key fails is the one thing this screen is for.
+        out.append_text(fmt.plain(dep["last_error"], LONGEST, style="red"))
+        out.no_wrap = False
+    return out
+
+
+def _limit(used: int, limit: int | None) -> str:
+    return f"{used:,} / {limit:,} this minute" if limit else f"{used:,} (no limit)"
+
+
+class KeyDetailScreen(ModalScreen[None]):
+    """Opened with Enter on the Keys pane; escape closes; r, d, p act on this key."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,enter", "close", "Close"),
+        Binding("r", "act('reset')", "Reset cooldown"),
+        Binding("d", "act('toggle')", "Disable/enable"),
+        Binding("p", "act('probe')", "Probe key"),
+    ]
+
+    def __init__(self, dep: dict[str, Any], requests: list[dict[str, Any]], now: float) -> None:
+        super().__init__()
+        self.dep = dep
+        self.requests = requests[-RECENT:]
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="key-box") as box:
+            box.border_title = fmt.plain(f"Key {self.dep.get('id', '')}", 60)
+            box.border_subtitle = "r reset · d disable/enable · p probe · escape closes"
+            yield Static(key_summary(self.dep, self.now), id="key-summary")
+            yield Static("Recent requests", classes="detail-heading")
+            if not self.requests:
+                yield Static("none seen since the dashboard started", classes="dim")
+                return
+            table = PaneTable(cursor_type="row", id="key-requests")
+            table.add_columns("Time", "Group", "Status", "Latency", "Error")
+            for req in self.requests:
+                table.add_row(
+                    Text(fmt.clock_time(req.get("time") or 0.0)),
+                    fmt.plain(req.get("group", ""), 30),
+                    fmt.status(req.get("status")),
+                    fmt.right(fmt.ms(req.get("latency_ms"))),
+                    fmt.plain(req.get("error") or "", 80),
+                )
+            yield table
+
+    def action_act(self, action: str) -> None:
+        dep_id = str(self.dep.get("id"))
+        if action == "toggle":
+            action = "enable" if self.dep.get("health") == "disabled" else "disable"
+        self.post_message(Pane.ActionRequested(action, dep_id))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
