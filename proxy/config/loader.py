@@ -15,9 +15,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from proxy.config.catalog import PROVIDERS, split_model
-from proxy.config.settings import ModelEntry, ModelGroupAlias, RawConfig
-from proxy.config.types import DEFAULT_TIMEOUT, Config, Deployment
+from proxy.config import compat
+from proxy.config.allowed_ips import allowed_networks
+from proxy.config.callbacks import resolve_callbacks
+from proxy.config.deployments import build_deployments
+from proxy.config.master_key import require_master_key
+from proxy.config.settings import ModelGroupAlias, RawConfig
+from proxy.config.types import Config
 from proxy.errors import ConfigError
 from proxy.secret import Secret
 
@@ -82,7 +86,52 @@ def load_config(path: Path | str, *, demo: bool = False) -> Config:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
-    return build_config(data if data is not None else {}, path=path, demo=demo)
+    data = _with_includes(data if data is not None else {}, path, ())
+    return build_config(data, path=path, demo=demo)
+
+
+def _with_includes(data: Any, path: Path, chain: tuple[Path, ...]) -> Any:
+    """Merges LiteLLM's `include:` files (paths relative to the including file) into `data`:
+    lists (model_list) are joined, sections merged key by key, the including file winning.
+
+    Raises:
+        ConfigError: an include that is not a list of paths, unreadable, invalid or circular.
+    """
+    if not isinstance(data, dict) or "include" not in data:
+        return data
+    includes = data.pop("include")
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: include: expected a list of file paths")
+    here = (*chain, path.resolve())
+    for name in includes:
+        target = (path.parent / name).expanduser()
+        if target.resolve() in here:
+            raise ConfigError(f"{path}: include: {name} includes itself")
+        try:
+            loaded = yaml.safe_load(target.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: include: cannot read {target} ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{target}: invalid YAML: {exc}") from None
+        if loaded is None:
+            continue
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{target}: the top level must be a mapping of sections")
+        _merge(data, _with_includes(loaded, target, here))
+    return data
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        mine = into.get(key)
+        if isinstance(mine, list) and isinstance(value, list):
+            into[key] = [*mine, *value]
+        elif isinstance(mine, dict) and isinstance(value, dict):
+            into[key] = {**value, **mine}
+        elif key not in into:
+            into[key] = value
 
 
 def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> Config:
@@ -94,6 +143,11 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
     _apply_environment_variables(data.get("environment_variables"), where)
     missing: dict[str, str] = {}
     resolved = _resolve_env(data, "", missing)
+    compat.normalize(resolved, where, warnings)
+    for i, item in enumerate(resolved.get("model_list") or []):
+        params = item.get("litellm_params") if isinstance(item, dict) else None
+        if isinstance(params, dict) and f"model_list[{i}].litellm_params.model" in missing:
+            params["model"] = ""  # disabled below, naming the variable
     try:
         raw = RawConfig.model_validate(resolved)
     except ValidationError as exc:
@@ -101,21 +155,17 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
     _collect_unknown(raw, "", warnings)
     for dotted, var in missing.items():
         if (
-            not dotted.endswith((".api_key", ".api_base"))
+            not dotted.endswith((".api_key", ".api_base", ".litellm_params.model"))
             and dotted != "general_settings.master_key"
         ):
             warnings.append(f"{dotted}: environment variable {var} is not set")
-    deployments = _build_deployments(raw, missing, warnings, where)
+    deployments = build_deployments(raw, missing, warnings, where)
     if not deployments:
         warnings.append("model_list: no models configured, so every request gets 404")
     settings = raw.litellm_settings
     router = raw.router_settings
     master = raw.general_settings.master_key
-    if "general_settings.master_key" in missing:
-        warnings.append(
-            f"general_settings.master_key: {missing['general_settings.master_key']} "
-            "is not set, so the proxy asks clients for no key"
-        )
+    require_master_key(missing, where)
     db = raw.general_settings.database_url
     groups = {d.group for d in deployments}
     aliases, hidden = _aliases(router.model_group_alias, groups, warnings)
@@ -132,13 +182,19 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
             if alias not in table and target in table:
                 table[alias] = tuple(t for t in table[target] if t != alias)
     num_retries = router.num_retries if router.num_retries is not None else settings.num_retries
+    callbacks = resolve_callbacks(settings, warnings)
     return Config(
+        callbacks=callbacks,
         deployments=tuple(deployments),
         router=router,
         litellm=settings,
         master_key=Secret(master) if master else None,
         database_url=Secret(db) if db else None,
         usage_retention_days=raw.general_settings.usage_retention_days,
+        allowed_hosts=tuple(raw.general_settings.allowed_hosts),
+        client_read_timeout=raw.general_settings.client_read_timeout,
+        client_idle_timeout=raw.general_settings.client_idle_timeout,
+        max_client_connections=raw.general_settings.max_client_connections,
         num_retries=2 if num_retries is None else num_retries,
         fallbacks=fallbacks,
         context_window_fallbacks=ctx,
@@ -147,6 +203,7 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         demo=demo,
         aliases=aliases,
         hidden_aliases=hidden,
+        allowed_ips=allowed_networks(raw.general_settings.allowed_ips, where),
     )
 
 
@@ -235,7 +292,11 @@ def _reason(err: Any) -> str:
 
 def _collect_unknown(model: BaseModel, dotted: str, warnings: list[str]) -> None:
     for key in model.model_extra or {}:
-        warnings.append(f"{_join(dotted, key)}: unknown or unsupported key, ignored")
+        name = _join(dotted, key)
+        if compat.is_harmless(name):
+            warnings.append(f"{name}: {compat.HARMLESS_NOTE}")
+        else:
+            warnings.append(f"{name}: unknown or unsupported key, ignored (LiteLLM acts on it)")
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
@@ -244,127 +305,6 @@ def _collect_unknown(model: BaseModel, dotted: str, warnings: list[str]) -> None
             for i, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     _collect_unknown(item, f"{_join(dotted, name)}[{i}]", warnings)
-
-
-def _build_deployments(
-    raw: RawConfig, missing: dict[str, str], warnings: list[str], where: str
-) -> list[Deployment]:
-    out: list[Deployment] = []
-    counts: dict[str, int] = {}
-    seen_ids: set[str] = set()
-    for i, entry in enumerate(raw.model_list):
-        counts[entry.model_name] = counts.get(entry.model_name, 0) + 1
-        dep = _deployment(raw, entry, i, counts[entry.model_name], missing, warnings, where)
-        if dep.id in seen_ids:
-            raise ConfigError(f"{where}: model_list[{i}].model_info.id: '{dep.id}' is used twice")
-        seen_ids.add(dep.id)
-        out.append(dep)
-    return out
-
-
-def _deployment(
-    raw: RawConfig,
-    entry: ModelEntry,
-    i: int,
-    n: int,
-    missing: dict[str, str],
-    warnings: list[str],
-    where: str,
-) -> Deployment:
-    params, info = entry.litellm_params, entry.model_info
-    at = f"model_list[{i}]"
-    provider, upstream = split_model(params.model)
-    if provider is None:
-        raise ConfigError(
-            f"{where}: {at}.litellm_params.model: cannot infer the provider of "
-            f"'{params.model}'; write it as provider/model (e.g. openai/"
-            f"{params.model})"
-        )
-    spec = PROVIDERS[provider]
-    dep_id = (info.id if info and info.id else None) or (
-        f"{entry.model_name}-{n}"
-        if n > 1 or _group_size(raw, entry.model_name) > 1
-        else entry.model_name
-    )
-    key, key_env, disabled = _key_for(
-        spec.name, spec.key_env, spec.needs_key, params, f"{at}.litellm_params.api_key", missing
-    )
-    base_var = missing.get(f"{at}.litellm_params.api_base")
-    if base_var:  # never send the key to the provider's default URL instead of the one meant
-        reason = f"api_base missing: environment variable {base_var} is not set"
-        disabled = f"{disabled}; {reason}" if disabled else reason
-    if disabled:
-        warnings.append(f"{at} ({dep_id}): disabled: {disabled}")
-    router = raw.router_settings
-    timeout = (
-        params.timeout or router.timeout or raw.litellm_settings.request_timeout or DEFAULT_TIMEOUT
-    )
-    base = (params.api_base or spec.default_base).rstrip("/")
-    if provider == "ollama" and not base.endswith("/v1"):
-        base += "/v1"
-    return Deployment(
-        id=dep_id,
-        group=entry.model_name,
-        provider=provider,
-        wire=spec.wire,
-        model=upstream,
-        api_base=base,
-        key=key,
-        key_env=key_env,
-        disabled_reason=disabled,
-        rpm=_first(params.rpm, entry.rpm, router.rpm),
-        tpm=_first(params.tpm, entry.tpm, router.tpm),
-        timeout=timeout,
-        stream_timeout=params.stream_timeout or timeout,
-        max_retries=params.max_retries,
-        weight=params.weight if params.weight is not None else 1.0,
-        order=params.order or 1,
-        mock_response=params.mock_response,
-        extra_headers=dict(params.extra_headers or {}),
-        input_cost_per_token=info.input_cost_per_token if info else None,
-        output_cost_per_token=info.output_cost_per_token if info else None,
-        cache_read_cost_per_token=info.cache_read_input_token_cost if info else None,
-        cache_write_cost_per_token=info.cache_creation_input_token_cost if info else None,
-        max_input_tokens=info.max_input_tokens if info else None,
-        max_output_tokens=(info.max_output_tokens or info.max_tokens) if info else None,
-    )
-
-
-def _group_size(raw: RawConfig, name: str) -> int:
-    return sum(1 for e in raw.model_list if e.model_name == name)
-
-
-def _first(*values: int | None) -> int | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _key_for(
-    provider: str,
-    default_env: str | None,
-    needs_key: bool,
-    params: Any,
-    dotted: str,
-    missing: dict[str, str],
-) -> tuple[Secret | None, str | None, str | None]:
-    """Returns (key, the variable it came from, why the deployment is disabled or None)."""
-    if dotted in missing:
-        var = missing[dotted]
-        return None, var, f"key missing: environment variable {var} is not set"
-    if params.api_key:
-        return Secret(params.api_key), None, None
-    if default_env and os.environ.get(default_env):
-        return Secret(os.environ[default_env]), default_env, None
-    if not needs_key or provider == "mock" or (provider == "openai" and params.api_base):
-        return None, None, None
-    return (
-        None,
-        default_env,
-        (
-            f"key missing: no api_key and {default_env} is not set"
-            if default_env
-            else "key missing: no api_key"
-        ),
-    )
 
 
 def _aliases(
@@ -437,7 +377,7 @@ def _fallbacks(
     return out
 
 
-def require_package(module: str, setting: str) -> None:
+def require_package(module: str, setting: str, extra: str = "scale") -> None:
     """Checks that an optional dependency a setting needs is installed.
 
     Raises:
@@ -448,5 +388,5 @@ def require_package(module: str, setting: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise ConfigError(
             f"{setting} is set, but the Python package '{module}' is not installed: "
-            "pip install 'llmproxy-tui[scale]'"
+            f"pip install 'llmproxy-tui[{extra}]'"
         )

@@ -6,7 +6,7 @@ warning instead of refusing a user's file over a key we do not serve.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +35,47 @@ class LitellmParams(_Section):
     stream_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     weight: float | None = Field(default=None, ge=0)
-    order: int | None = Field(default=None, ge=1)
+    order: int | None = Field(default=None, ge=0)
+    """Lower tiers are tried first (LiteLLM accepts 0)."""
     mock_response: str | None = None
     extra_headers: dict[str, str] | None = None
+    custom_llm_provider: str | None = None
+    """Names the provider, `model` being then the upstream name as it is."""
+    ssl_verify: bool | str | None = None
+    """False: do not check the upstream's certificate; a path: the CA bundle to check it with."""
+    # Defaults sent upstream when the client's request does not set them.
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    extra_body: dict[str, Any] | None = None
+    """Keys merged into the upstream body (the client's own keys win)."""
+    thinking: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    drop_params: bool | None = None
+    """Overrides litellm_settings.drop_params for this deployment."""
+    additional_drop_params: list[str] | None = None
+    """Top-level body keys never sent to this deployment."""
+    api_version: str | None = None
+    """Azure: the `api-version` query parameter (else AZURE_API_VERSION)."""
+    azure_ad_token: str | None = Field(default=None, repr=False)
+    """Azure: an Entra ID token, sent as a bearer token instead of the `api-key` header."""
+    aws_access_key_id: str | None = Field(default=None, repr=False)
+    aws_secret_access_key: str | None = Field(default=None, repr=False)
+    aws_session_token: str | None = Field(default=None, repr=False)
+    aws_region_name: str | None = None
+    """Bedrock: the region (else AWS_REGION_NAME, AWS_REGION, AWS_DEFAULT_REGION)."""
+    aws_profile_name: str | None = None
+    """Bedrock: a profile of the AWS config files, when no aws_* keys are given."""
+    aws_bedrock_runtime_endpoint: str | None = None
+    """Bedrock: the runtime's URL (a VPC endpoint), else AWS_BEDROCK_RUNTIME_ENDPOINT, else
+    the region's `https://bedrock-runtime.{region}.amazonaws.com`; `api_base` wins."""
+    vertex_project: str | None = None
+    """Vertex AI: the Google Cloud project (else VERTEXAI_PROJECT, else the credentials')."""
+    vertex_location: str | None = None
+    """Vertex AI: the region (`us-central1`, `global`; else VERTEXAI_LOCATION)."""
+    vertex_credentials: str | dict[str, Any] | None = Field(default=None, repr=False)
+    """Vertex AI: a service-account JSON file's path, or the JSON itself."""
 
 
 class ModelInfo(_Section):
@@ -97,6 +135,10 @@ class RouterSettings(_Section):
     redis_url: str | None = Field(default=None, repr=False)
     redis_namespace: str | None = None
     """Key prefix in Redis, so several clusters can share one server."""
+    retry_policy: dict[str, int] | None = None
+    """Retries per error kind (LiteLLM's `RateLimitErrorRetries`, ...); see `policies.py`."""
+    allowed_fails_policy: dict[str, int] | None = None
+    """Failures per error kind before a cooldown (`RateLimitErrorAllowedFails`, ...)."""
 
 
 class CacheParams(_Section):
@@ -105,6 +147,8 @@ class CacheParams(_Section):
     host: str | None = None
     port: int | None = None
     password: str | None = Field(default=None, repr=False)
+    url: str | None = Field(default=None, repr=False)
+    """`redis://…` (also spelled `redis_url`); wins over host and port."""
     namespace: str | None = None
     max_entries: int = Field(default=10_000, gt=0)
     max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
@@ -118,12 +162,38 @@ class LitellmSettings(_Section):
     num_retries: int | None = Field(default=None, ge=0)
     fallbacks: FallbackList | None = None
     context_window_fallbacks: FallbackList | None = None
+    default_params: dict[str, Any] = {}
+    """Body parameters every deployment sends when the client does not set them."""
+    ssl_verify: bool | str | None = None
+    """The default for every deployment's `ssl_verify`."""
+    success_callback: str | list[str] = []
+    """Where successful requests are reported: `otel`, `langfuse` (a span each, see
+    `proxy/config/callbacks.py`), `prometheus` (GET /metrics); others are warned about."""
+    failure_callback: str | list[str] = []
+    """The same, for failed requests."""
+    callbacks: str | list[str] = []
+    """The same, for every request."""
 
 
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
+    allowed_ips: list[str] | None = None
+    """Only clients from these addresses or networks (CIDR) are served (403 otherwise)."""
+    custom_auth: str | None = None
+    """A Python hook in LiteLLM; refused here (see loader), never skipped silently."""
     usage_retention_days: int = Field(default=90, gt=0)
+    allowed_hosts: list[str] = []
+    """Host names a proxy without a master key answers to besides its listen address,
+    `localhost`, `127.0.0.1` and `[::1]` (in `Host` and `Origin`); `*` allows any."""
+    client_read_timeout: float = Field(default=30, gt=0)
+    """Seconds a client has to send a whole request, head and body, from its first byte;
+    a slower one gets 408 and its connection is closed."""
+    client_idle_timeout: float = Field(default=5, gt=0)
+    """Seconds a connection with no request under way (new, or kept alive) stays open."""
+    max_client_connections: int | None = Field(default=None, gt=0)
+    """Client connections open at once. Past it a new connection closes the oldest idle or
+    still-sending one, else gets 503. Default: from the open-file limit (at most 10,000)."""
 
 
 class RawConfig(_Section):

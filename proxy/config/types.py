@@ -6,10 +6,13 @@ Providers, the router and the stores import these types; the YAML reading lives 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from proxy.config.callbacks import SpanSink
 from proxy.config.settings import CacheParams, LitellmSettings, RouterSettings
 from proxy.secret import Secret
 
@@ -48,6 +51,23 @@ class Deployment:
     max_output_tokens: int | None = None
     """`model_info.max_output_tokens`: larger max_tokens asks are clamped to it (else the
     upstream model's known maximum is, see `proxy.config.model_limits`)."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """OpenAI body parameters sent when the client's request does not set them
+    (`litellm_settings.default_params`, then the deployment's own `max_tokens`, ...)."""
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    """`litellm_params.extra_body`: keys added to the upstream's own body, whatever its wire
+    format, when the request does not set them."""
+    drop_params: bool | None = None
+    """The deployment's own `drop_params`; None: litellm_settings.drop_params decides."""
+    drop: tuple[str, ...] = ()
+    """`additional_drop_params`: top-level body keys never sent to this deployment."""
+    ssl_verify: bool | str | None = None
+    """None: certificates checked as usual; False: not checked; a path: the CA bundle."""
+    provider_params: Mapping[str, str] = field(default_factory=dict)
+    """Provider settings beyond the common ones, resolved (`api_version`, `aws_region_name`)."""
+    credentials: Mapping[str, Secret] = field(default_factory=dict)
+    """Provider credentials beyond `key`, by their litellm_params name (`azure_ad_token`,
+    `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`)."""
 
     @property
     def wildcard(self) -> bool:
@@ -89,6 +109,18 @@ class Config:
     (only aliases whose target is a configured group; the others are warnings)."""
     hidden_aliases: frozenset[str] = frozenset()
     """Aliases left out of GET /v1/models (`hidden: true`)."""
+    allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """`general_settings.allowed_ips`: when set, only clients in these networks are served."""
+    allowed_hosts: tuple[str, ...] = ()
+    """`general_settings.allowed_hosts`: more names a keyless proxy answers to."""
+    client_read_timeout: float = 30.0
+    """`general_settings.client_read_timeout`: seconds to send a whole request."""
+    client_idle_timeout: float = 5.0
+    """`general_settings.client_idle_timeout`: seconds an idle connection stays open."""
+    max_client_connections: int | None = None
+    """`general_settings.max_client_connections`; None: from the open-file limit."""
+    callbacks: tuple[SpanSink, ...] = ()
+    """`litellm_settings.*callback*` asking for spans (otel, langfuse), resolved."""
 
     @property
     def groups(self) -> dict[str, list[Deployment]]:
@@ -111,6 +143,9 @@ class Config:
     def secrets(self) -> list[Secret]:
         """Every key the config holds (provider keys, the master key), for scrubbing text."""
         keys = [d.key for d in self.deployments if d.key is not None]
+        keys += [c for d in self.deployments for c in d.credentials.values()]
+        # extra_headers often carry a token (an org key, a gateway secret): never echo one.
+        keys += [Secret(v) for d in self.deployments for v in d.extra_headers.values() if v]
         return keys if self.master_key is None else [*keys, self.master_key]
 
     @property

@@ -9,7 +9,7 @@ decides `retryable`). A provider that needs no upstream (the mock) answers throu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
@@ -30,6 +30,20 @@ class StreamDecoder(Protocol):
     @property
     def done(self) -> bool:
         """The upstream said its stream is complete."""
+        ...
+
+
+@runtime_checkable
+class BinaryStreamDecoder(StreamDecoder, Protocol):
+    """A decoder for an upstream whose stream is not SSE (Bedrock's AWS event stream): the
+    attempt feeds it the raw bytes instead of SSE events."""
+
+    def feed_bytes(self, data: bytes) -> list[Chunk]:
+        """Returns the chunks the bytes received so far complete (often none).
+
+        Raises:
+            UpstreamError: an error in the stream, or bytes that are not one.
+        """
         ...
 
 

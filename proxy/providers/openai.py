@@ -20,6 +20,7 @@ from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.providers import openai_responses
 from proxy.providers.base import StreamDecoder, passes_through
+from proxy.providers.defaults import with_defaults, with_native_defaults
 from proxy.providers.openai_params import fit_body, fit_responses_body
 from proxy.providers.retry_after import retry_after
 from proxy.schema import (
@@ -105,11 +106,12 @@ class OpenAIProvider:
 
     def build_request(self, req: ChatRequest, dep: Deployment) -> UpstreamRequest:
         if req.native is not None and self.passes_through_on(req, dep):
-            native = {**req.native.body, "model": dep.upstream_model(req.model)}
+            native = with_native_defaults(req.native.body, dep, "openai_responses")
+            native = {**native, "model": dep.upstream_model(req.model)}
             fit_responses_body(native, dep)
             headers = {"content-type": "application/json", **_auth_headers(dep)}
             return UpstreamRequest("POST", dep.api_base + "/responses", headers, dumps(native))
-        body = dict(req.body)
+        body = dict(with_defaults(req.body, dep))
         body["model"] = dep.upstream_model(req.model)
         fit_body(body, dep)
         if req.stream:
@@ -159,7 +161,10 @@ class OpenAIProvider:
         chunks relayed as they are."""
         if req.native is not None and self.passes_through_on(req, dep):
             classify = self._classifier(dep)
-            return openai_responses.ResponsesStreamDecoder(dep, classify, created=req.created)
+            lean = not req.neutral_chunks
+            return openai_responses.ResponsesStreamDecoder(
+                dep, classify, created=req.created, lean=lean
+            )
         return OpenAIStream(self, dep)
 
     def _classifier(self, dep: Deployment) -> openai_responses.Classify:

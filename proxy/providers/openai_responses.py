@@ -11,6 +11,7 @@ cached and reasoning tokens → `Usage`. Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -240,9 +241,16 @@ class ResponsesStreamDecoder:
     decoded.
     """
 
-    def __init__(self, dep: Deployment, classify: Classify, *, created: int = 0) -> None:
+    def __init__(
+        self, dep: Deployment, classify: Classify, *, created: int = 0, lean: bool = False
+    ) -> None:
+        """`lean`: nobody reads the chunks' OpenAI bytes (a pass-through with no cache): chunks
+        carry only their text and usage, `response.created` is not decoded, and the usage of
+        `response.completed` is read from its tail without decoding the whole response (which
+        repeats the request's tools)."""
         self._dep = dep
         self._classify = classify
+        self._lean = lean
         self._envelope = {"id": "", "object": "chat.completion.chunk", "created": created,
                           "model": dep.model}  # fmt: skip
         self._started = False
@@ -280,6 +288,12 @@ class ResponsesStreamDecoder:
         name = event.event
         if name is not None and name not in self._handlers:
             return []  # named, and nothing the proxy reads: not decoded at all
+        if self._lean and name == "response.created":
+            return self._open()
+        if self._lean and name == "response.completed":
+            usage = tail_usage(event.data)
+            if usage is not None:
+                return self._completed({"response": {"usage": usage}})
         data = self._load(event)
         kind = data.get("type") if name is None else name
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
@@ -400,5 +414,32 @@ class ResponsesStreamDecoder:
                                             "function": {"arguments": piece}}]})  # fmt: skip
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
+        if self._lean:
+            return Chunk(data=None, text=text)
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return Chunk(data=orjson.dumps({**self._envelope, "choices": [choice]}), text=text)
+
+
+_USAGE = '"usage":'
+_RAW = json.JSONDecoder()
+
+
+def tail_usage(data: str) -> dict[str, Any] | None:
+    """Returns the `usage` object of a `response.completed` event's JSON, read from the last
+    `"usage":` in it (the response's own, which OpenAI puts after the echoed tools), without
+    decoding the rest; None when it is not plainly there (the caller then decodes it all)."""
+    at = data.rfind(_USAGE)
+    if at < 0:
+        return None
+    start = at + len(_USAGE)
+    while start < len(data) and data[start] in " \t\r\n":
+        start += 1
+    if not data.startswith("{", start):
+        return None
+    try:
+        usage, _ = _RAW.raw_decode(data, start)
+    except ValueError:
+        return None
+    if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int):
+        return None
+    return usage

@@ -9,14 +9,24 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from proxy.providers.anthropic.provider import AnthropicProvider
+from proxy.providers.azure import AzureProvider
 from proxy.providers.base import Provider
+from proxy.providers.bedrock.provider import BedrockProvider
+from proxy.providers.cohere import CohereProvider
+from proxy.providers.gemini.provider import GeminiProvider
 from proxy.providers.mock import MockProvider
 from proxy.providers.openai import OpenAIProvider
+from proxy.providers.vertex import VertexProvider
 
 _ADAPTERS: tuple[Provider, ...] = (
     OpenAIProvider(),
     AnthropicProvider(),
     MockProvider(),
+    GeminiProvider(),
+    VertexProvider(),
+    AzureProvider(),
+    BedrockProvider(),
+    CohereProvider(),
 )
 PROVIDERS: Mapping[str, Provider] = MappingProxyType({p.wire: p for p in _ADAPTERS})
 """Wire name (a `Deployment.wire`) -> its adapter. Read-only."""

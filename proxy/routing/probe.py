@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 from proxy.config.types import Deployment
+from proxy.errors import UpstreamError
 from proxy.providers.base import Provider
+from proxy.routing.google_auth import GoogleTokens
 from proxy.routing.transport import TransportError, UpstreamClient
 
 PROBE_TIMEOUT = 10.0
@@ -26,6 +28,10 @@ async def probe_deployment(
     """
     if dep.disabled_reason:
         return {"ok": False, "status": None, "latency_ms": 0.0, "detail": dep.disabled_reason}
+    try:  # a fresh token proves the credentials too (`vertex_ai/`; others as they are)
+        dep = await GoogleTokens().authorize(dep, PROBE_TIMEOUT)
+    except UpstreamError as exc:
+        return _result(False, exc.status, time.monotonic(), exc.message[:200])
     request = provider.probe_request(dep)
     if request is None:
         return {

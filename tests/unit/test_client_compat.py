@@ -130,7 +130,8 @@ def test_an_alias_of_the_wrong_type_is_a_config_error() -> None:
     assert "router_settings.model_group_alias" in str(err.value)
 
 
-def test_the_example_configs_alias_block_works_as_written() -> None:
+def test_the_example_configs_alias_block_works_as_written(monkeypatch) -> None:
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-master-0123456789")  # the example names it
     text = EXAMPLE.read_text()
     for line in ("model_group_alias:", "claude-haiku-4-5-20251001:", "gpt-5.4-nano:"):
         text = text.replace(f"  # {line}", f"  {line}").replace(f"  #   {line}", f"    {line}")

@@ -18,7 +18,12 @@ from proxy.store.pricing import PriceTable
 KEY = "sk-test-contract-key-0000000000001234"
 
 
+AWS = {"aws_access_key_id": Secret("AKIDEXAMPLE"), "aws_secret_access_key": Secret(KEY)}
+
+
 def deployment(wire: str, *, key: str | None = KEY, **kw) -> Deployment:
+    if wire == "bedrock":  # as the loader makes one: credentials and a region
+        kw = {"credentials": AWS, "provider_params": {"aws_region_name": "us-east-1"}, **kw}
     return Deployment(
         id=f"{wire}-1", group="g", provider=wire, wire=wire, model="m",
         api_base="" if wire == "mock" else "http://upstream.test/v1",
@@ -57,7 +62,16 @@ def no_word_delay(monkeypatch):
 
 def test_registry_holds_every_wire_once():
     providers = registry.build()
-    assert set(providers) == {"openai", "anthropic", "mock"}
+    assert set(providers) == {
+        "openai",
+        "anthropic",
+        "mock",
+        "gemini",
+        "vertex_ai",
+        "azure",
+        "bedrock",
+        "cohere",
+    }
     assert all(p.wire == wire for wire, p in providers.items())
     assert isinstance(providers["mock"], MockProvider)
     providers.pop("mock")  # each runtime gets its own map
@@ -100,14 +114,24 @@ def test_classify_error_decides_retryable_and_hides_the_key(wire):
 
 
 @pytest.mark.parametrize("wire", sorted(registry.PROVIDERS))
-def test_probe_request_is_a_bodiless_get_or_nothing(wire):
+def test_probe_request_is_free_and_carries_the_key_unprinted(wire):
+    """A bodiless GET (listing models), or where the API has none that proves the key (Vertex
+    AI), a free token count; never the key in its repr."""
     request = registry.PROVIDERS[wire].probe_request(deployment(wire))
     if registry.PROVIDERS[wire].local is not None:
         assert request is None
         return
     assert request is not None
-    assert request.method == "GET" and request.content == b""
-    assert KEY in "".join(request.headers.values()) and KEY not in repr(request)
+    if wire == "vertex_ai":
+        assert request.method == "POST" and request.url.endswith(":countTokens")
+    else:
+        assert request.method == "GET" and request.content == b""
+    if wire == "bedrock":  # SigV4: the secret signs, it is never sent
+        assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID")
+        assert KEY not in "".join(request.headers.values())
+    else:
+        assert KEY in "".join(request.headers.values())
+    assert KEY not in repr(request)
 
 
 # ---- the mock through that contract ----

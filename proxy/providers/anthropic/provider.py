@@ -18,6 +18,12 @@ from proxy.providers.anthropic import response as anthropic_response
 from proxy.providers.anthropic.request import MIN_THINKING_BUDGET, build_body
 from proxy.providers.anthropic.stream import AnthropicStreamDecoder
 from proxy.providers.base import passes_through
+from proxy.providers.defaults import (
+    drops_params,
+    with_defaults,
+    with_extra_body,
+    with_native_defaults,
+)
 from proxy.schema import ChatRequest, ChatResponse, UpstreamRequest, dumps
 
 DEFAULT_VERSION = "2023-06-01"
@@ -48,11 +54,17 @@ class AnthropicProvider:
         model = dep.upstream_model(req.model)
         limit = output_limit(dep, model)
         if req.native is not None and passes_through(self, req):
-            body = passthrough_body(req.native.body, model, limit)
+            native = with_native_defaults(req.native.body, dep, "anthropic_messages")
+            body = passthrough_body(native, model, limit)
         else:
             body = build_body(
-                req.body, model, stream=req.stream, drop_params=req.drop_params, max_output=limit
+                with_defaults(req.body, dep),
+                model,
+                stream=req.stream,
+                drop_params=drops_params(req.drop_params, dep),
+                max_output=limit,
             )
+            with_extra_body(body, dep)
         return UpstreamRequest(
             "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
         )

@@ -150,10 +150,11 @@ def _apply_limits(
 def _thinking_budget(
     body: dict[str, Any], tool_choice: dict[str, Any] | None, messages: list[Turn]
 ) -> int | None:
+    asked = _asked_budget(body)
     effort = body.get("reasoning_effort")
-    if effort is None or effort == "none":
+    if asked is None and (effort is None or effort == "none"):
         return None
-    if effort not in THINKING_BUDGETS:
+    if asked is None and effort not in THINKING_BUDGETS:
         raise BadRequest(
             f"reasoning_effort must be one of {', '.join(THINKING_BUDGETS)}.",
             param="reasoning_effort",
@@ -167,7 +168,19 @@ def _thinking_budget(
         and last["content"][0]["type"] not in ("thinking", "redacted_thinking")
     ):
         return None  # mid tool loop without the signed thinking blocks: Anthropic would refuse
-    return THINKING_BUDGETS[effort]
+    return asked if asked is not None else THINKING_BUDGETS[str(effort)]
+
+
+def _asked_budget(body: dict[str, Any]) -> int | None:
+    """The budget of an Anthropic-style `thinking: {type: enabled, budget_tokens: N}` in the
+    body (a deployment's default `thinking`), when it is a usable one."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget >= MIN_THINKING_BUDGET:
+        return budget
+    return None
 
 
 def _tools(body: dict[str, Any]) -> tuple[list[Block], dict[str, Any] | None]:

@@ -1,0 +1,1 @@
+"""Google's Gemini API (AI Studio), and the translation Vertex AI's Gemini models share."""
