@@ -7,7 +7,7 @@ from their own wire format around these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +46,24 @@ class ChatRequest:
     neutral_chunks: bool = True
     """A stream's chunks must carry OpenAI's bytes (the cache keeps them). When False, a
     pass-through stream, whose client gets the upstream's own events, may skip making them."""
+    ping_after: float | None = None
+    """For a stream: after this many seconds of upstream silence (once it started) the
+    pipeline yields b"" so the front door can send a keep-alive (Messages' `ping`)."""
+    pending: Callable[[], dict[str, Any]] | None = None
+    """The translation of the client's own body into `body`, deferred while every deployment
+    that may serve the request takes that body as sent (`body` is then a stub with `model`,
+    `stream` and `max_tokens`); `settle()` runs it when one that does not is tried."""
+
+    def settle(self) -> None:
+        """Fills `body` with the deferred translation, once (nothing when none is pending).
+
+        Raises:
+            BadRequest: the client's body cannot be translated (the field is named).
+        """
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            self.body = pending()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,16 @@ from typing import Any, cast
 
 import orjson
 
-from proxy.errors import BadRequest, ProxyError
+from proxy.errors import BadRequest, ProxyError, clip
 from proxy.schema import CacheControl, ChatRequest, Kind
 
 IGNORED = ("api_key", "api_base", "base_url", "cache", "mock_response")
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MAX_DEPTH = 200
+"""The deepest nesting of arrays and objects in a body. orjson reads 1024 levels but writes
+only 254 (`_ORJSON_DEPTH`): a deeper body would fail when sent on, with room to spare for
+the levels a translation adds."""
+_ORJSON_DEPTH = 254
 
 
 def parse_request(
@@ -93,6 +98,16 @@ def load_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # else it cannot be that deep
+        wrapped: Any = body
+        for _ in range(_ORJSON_DEPTH - MAX_DEPTH):
+            wrapped = [wrapped]
+        try:
+            orjson.dumps(wrapped)  # fails above _ORJSON_DEPTH levels
+        except orjson.JSONEncodeError:
+            raise BadRequest(
+                f"The request body is nested too deeply (at most {MAX_DEPTH} levels)."
+            ) from None
     return body
 
 
@@ -116,9 +131,9 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict):
             raise BadRequest(f"messages[{i}] must be an object.", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise BadRequest(
-                f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}.",
+                f"messages[{i}].role must be one of {sorted(ROLES)}, got {clip(repr(role))}.",
                 param=f"messages[{i}].role",
             )
         content = message.get("content")
@@ -162,7 +177,7 @@ def _check_numbers(body: dict[str, Any]) -> None:
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
-            raise BadRequest(f"'{name}' must be {kind}, got {value!r}.", param=name)
+            raise BadRequest(f"'{name}' must be {kind}, got {clip(repr(value))}.", param=name)
         if value < low or (high is not None and value > high):
             bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise BadRequest(f"'{name}' must be {bound}, got {value!r}.", param=name)
+            raise BadRequest(f"'{name}' must be {bound}, got {clip(repr(value))}.", param=name)

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import TypeVar
 
 import orjson
 
@@ -27,6 +28,11 @@ from proxy.runtime import Runtime
 from proxy.schema import CacheControl, ChatRequest, NativeBody
 
 log = logging.getLogger("llmproxy")
+_Info = TypeVar("_Info")
+PING_AFTER = 10.0
+"""Seconds of upstream silence in a translated Messages stream before a `ping` event (as
+Anthropic's own streams send them, so clients and middleboxes see the connection alive)."""
+_Parsed = tuple[ChatRequest, CacheControl, _Info]
 
 
 class TranslatedStream:
@@ -35,17 +41,20 @@ class TranslatedStream:
     `aclose()` closes the pipeline's stream, which runs its end-of-stream accounting once.
     """
 
-    __slots__ = ("_inner", "_feed", "_finish", "_done")
+    __slots__ = ("_inner", "_feed", "_finish", "_idle", "_done")
 
     def __init__(
         self,
         inner: AsyncIterator[bytes],
         feed: Callable[[bytes], bytes],
         finish: Callable[[], bytes],
+        idle: Callable[[], bytes] | None = None,
     ) -> None:
+        """`idle` renders a keep-alive for the pipeline's b"" ticks (Messages' `ping`)."""
         self._inner = inner
         self._feed = feed
         self._finish = finish
+        self._idle = idle
         self._done = False
 
     def __aiter__(self) -> TranslatedStream:
@@ -61,7 +70,7 @@ class TranslatedStream:
                 if tail:
                     return tail
                 break
-            out = self._feed(data)
+            out = self._feed(data) if data else self._idle() if self._idle else b""
             if out:
                 return out
         raise StopAsyncIteration
@@ -80,16 +89,10 @@ class AgentHandlers:
 
     async def messages(self, call: Call) -> Answer:
         """POST /v1/messages (lean): Anthropic's Messages API."""
-        hint = _model_hint(call.body)
-        router = self.runtime.serving_pipeline().router
-        translate = self.runtime.cache is not None or not router.native_only(
-            hint, "anthropic_messages"
-        )
         parse = partial(anthropic_messages.parse, call.body, self._forwarded(call))
-        req, ctl, info = parse(drop_params=self._drop_params, translate=translate)
-        if not translate and req.model != hint:  # the hint was some nested "model": translate
-            req, ctl, info = parse(drop_params=self._drop_params)
+        req, ctl, info = self._parse(parse, call.body, "anthropic_messages")
         self._fill(req, call, "messages", NativeBody("anthropic_messages", info.body))
+        req.ping_after = PING_AFTER
         req.session = req.session or info.session_id
         answer = await self._handle(req, ctl, call)
         if answer.native:
@@ -99,9 +102,8 @@ class AgentHandlers:
                 answer.headers, body=anthropic_messages.render(answer.body or b"", req.model)
             )
         out = anthropic_messages.MessagesStream(req.model)
-        return Answer(
-            answer.headers, stream=TranslatedStream(answer.stream, out.feed_sse, out.finish)
-        )
+        stream = TranslatedStream(answer.stream, out.feed_sse, out.finish, out.ping)
+        return Answer(answer.headers, stream=stream)
 
     async def count_tokens(self, call: Call) -> Answer:
         """POST /v1/messages/count_tokens (lean): Anthropic's own count when the group has a
@@ -114,9 +116,8 @@ class AgentHandlers:
 
     async def responses(self, call: Call) -> Answer:
         """POST /v1/responses (lean): OpenAI's Responses API, stateless."""
-        req, ctl, info = openai_responses.parse(
-            call.body, self._forwarded(call), drop_params=self._drop_params
-        )
+        parse = partial(openai_responses.parse, call.body, self._forwarded(call))
+        req, ctl, info = self._parse(parse, call.body, "openai_responses")
         self._fill(req, call, "responses", NativeBody("openai_responses", info.body))
         req.session = req.session or info.session_id
         answer = await self._handle(req, ctl, call)
@@ -128,6 +129,17 @@ class AgentHandlers:
         return Answer(
             answer.headers, stream=TranslatedStream(answer.stream, out.feed_sse, out.finish)
         )
+
+    def _parse(self, parse: Callable[..., _Parsed[_Info]], raw: bytes, wire: str) -> _Parsed[_Info]:
+        """Parses with the translation deferred when only deployments taking the `wire`
+        body as sent may serve it and no cache needs the neutral form (`native_only`)."""
+        hint = _model_hint(raw)
+        router = self.runtime.serving_pipeline().router
+        translate = self.runtime.cache is not None or not router.native_only(hint, wire)
+        parsed = parse(drop_params=self._drop_params, translate=translate)
+        if not translate and parsed[0].model != hint:  # the hint was a nested "model"
+            parsed = parse(drop_params=self._drop_params)
+        return parsed
 
     @property
     def _drop_params(self) -> bool:

@@ -229,6 +229,28 @@ def test_chat_only_fallback_is_not_seen_by_the_client(fake, proxy) -> None:
     assert answer.json()["object"] == "response" and answer.json()["status"] == "completed"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_only_upstream_gets_the_whole_translation(fake, proxy, stream) -> None:
+    """A body sent as is first is translated in full for the Chat retry: its tools, and the
+    custom tool's call rendered back as a custom_tool_call."""
+    fake.responses_api = False  # a Chat upstream calls the custom tool as a function
+    fake.script(reply(tool_calls=[{"name": "apply_patch", "arguments": {"input": PATCH}}]))
+    body = {"model": GROUP, "input": "patch it", "tools": TOOLS, "max_output_tokens": 99}
+    if stream:
+        with proxy.openai().responses.stream(**body) as events:
+            output = events.get_final_response().output
+    else:
+        output = proxy.openai().responses.create(**body).output
+    [call] = output
+    assert call.type == "custom_tool_call" and call.name == "apply_patch" and call.input == PATCH
+    chat = fake.requests[-1].body
+    assert fake.requests[-1].path == CHAT and 99 in (
+        chat.get("max_tokens"),
+        chat.get("max_completion_tokens"),
+    )
+    assert [t["function"]["name"] for t in chat["tools"]] == [t["name"] for t in TOOLS]
+
+
 def test_a_missing_model_is_not_taken_for_a_chat_only_upstream(fake, proxy) -> None:
     fake.script(error(404, "The model `gpt-5` does not exist.", code="model_not_found"))
     assert post(proxy, {"model": GROUP, "input": "hi"}).status_code == 404

@@ -79,6 +79,15 @@ def validate(exchange: Exchange, known_ids: set[str]) -> Answer | None:
             f"got {kind} instead."
         )
         return openai_wire.error_answer(exchange, 400, msg, param="input", code="invalid_type")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        msg = (
+            "Invalid type for 'instructions': expected a string, but got "
+            f"{_type_name(instructions)} instead."
+        )
+        return openai_wire.error_answer(
+            exchange, 400, msg, param="instructions", code="invalid_type"
+        )
     problem = _check_tools(body.get("tools")) or _check_items(
         items if isinstance(items, list) else [], previous is not None
     )
@@ -122,7 +131,15 @@ def _check_items(items: list[Any], continued: bool) -> Problem | None:
         if not isinstance(item, dict):
             return (f"Invalid type for 'input[{i}]': expected an object.", f"input[{i}]",
                     "invalid_type")  # fmt: skip
-        kind = item.get("type")
+        kind = item.get("type", "message")
+        if kind not in ITEM_TYPES:
+            return (f"Invalid value: '{kind}'. Supported values are: "
+                    + ", ".join(f"'{t}'" for t in sorted(ITEM_TYPES)) + ".",
+                    f"input[{i}].type", "invalid_value")  # fmt: skip
+        if kind == "message":
+            problem = _check_message(item, f"input[{i}]")
+            if problem is not None:
+                return problem
         if kind in ("function_call", "custom_tool_call") and isinstance(item.get("call_id"), str):
             calls.add(item["call_id"])
         elif kind in ("function_call_output", "custom_tool_call_output"):
@@ -144,6 +161,41 @@ def _check_items(items: list[Any], continued: bool) -> Problem | None:
             )
             return (msg, None, "invalid_encrypted_content")
     return None
+
+
+ITEM_TYPES = frozenset({
+    "message", "function_call", "function_call_output", "custom_tool_call",
+    "custom_tool_call_output", "reasoning", "item_reference", "compaction", "web_search_call",
+    "file_search_call", "image_generation_call", "code_interpreter_call", "tool_search_call",
+    "tool_search_output", "local_shell_call", "local_shell_call_output", "shell_call",
+    "shell_call_output", "apply_patch_call", "apply_patch_call_output", "computer_call",
+    "computer_call_output", "mcp_list_tools", "mcp_call", "mcp_approval_request",
+    "mcp_approval_response",
+})  # fmt: skip
+ROLES = ("assistant", "system", "developer", "user")
+
+
+def _check_message(item: dict[str, Any], where: str) -> Problem | None:
+    role = item.get("role")
+    if role not in ROLES:
+        return (f"Invalid value: '{role}'. Supported values are: 'assistant', 'system', "
+                "'developer', and 'user'.", f"{where}.role", "invalid_value")  # fmt: skip
+    content = item.get("content")
+    if not isinstance(content, str | list):
+        return (f"Invalid type for '{where}.content': expected one of a string or array of "
+                f"input content items, but got {_type_name(content)} instead.",
+                f"{where}.content", "invalid_type")  # fmt: skip
+    return None
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 # -- answers ------------------------------------------------------------------------------

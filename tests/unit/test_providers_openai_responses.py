@@ -18,7 +18,7 @@ from proxy.config.types import Deployment
 from proxy.endpoints import openai_responses as front
 from proxy.errors import UpstreamError
 from proxy.providers.openai import OpenAIProvider, OpenAIStream
-from proxy.providers.openai_responses import ResponsesStreamDecoder
+from proxy.providers.openai_responses import ResponsesStreamDecoder, tail_usage
 from proxy.routing import attempt
 from proxy.schema import ChatRequest, Chunk, NativeBody, SSEEvent
 from proxy.secret import Secret
@@ -402,6 +402,49 @@ def test_a_stream_assembles_into_the_same_answer_as_the_whole_body(named) -> Non
     assert streamed["choices"][0]["message"] == whole["choices"][0]["message"]
     assert streamed["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert streamed["usage"] == whole["usage"]
+
+
+def test_a_lean_decoder_reads_the_same_text_usage_and_finish() -> None:
+    """A pass-through nobody caches decodes neither `response.created` nor the whole
+    `response.completed`, and still reports what the full decoder does."""
+    step = st.Reply(content="calling", tool_calls=CALLS, reasoning="plan the edit")
+    events = upstream_answer(step, stream=True, tools=TOOLS).events
+    full = decode(events, decoder_for(dep()))
+    lean_decoder = ResponsesStreamDecoder(dep(), lambda status, body: UpstreamError("x"), lean=True)
+    lean = decode(events, lean_decoder)
+    assert lean_decoder.done and all(c.data is None for c in lean if not c.usage_only)
+    assert "".join(c.text for c in lean) == "".join(c.text for c in full) == "calling"
+    assert lean[-1].usage == full[-1].usage and lean[-1].usage.total_tokens > 0
+    assert len(lean) == len(full)  # the same chunks: a finish among them
+
+
+@pytest.mark.parametrize(
+    ("tail", "usage"),
+    [
+        ('"usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":1},"output_tokens":2}'
+         ',"user":null}}', {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 1},
+                             "output_tokens": 2}),
+        ('"usage": {"input_tokens": 3}}}', {"input_tokens": 3}),
+        ('"usage":null}}', None),
+        ('"usage":{"input_tokens":5},"text":{"format":{"schema":{"properties":{"usage":{'
+         '"type":"object"}}}}}}}', None),  # a later "usage" that is not it: decode it all
+        ('"metadata":{"usage":"x"}}}', None),
+        ('"usage":{"input_tokens":5', None),
+    ],
+)  # fmt: skip
+def test_the_usage_read_from_a_completed_events_tail(tail, usage) -> None:
+    head = (
+        '{"type":"response.completed","response":{"tools":[{"name":"t","parameters":{"usage":1}}],'
+    )
+    assert tail_usage(head + tail) == usage
+
+
+def test_a_lean_decoder_decodes_a_completed_event_it_cannot_read_from_the_tail() -> None:
+    lean = ResponsesStreamDecoder(dep(), lambda status, body: UpstreamError("x"), lean=True)
+    data = {"type": "response.completed", "response": {"status": "completed", "usage": {
+        "input_tokens": 4, "output_tokens": 1}, "metadata": {"usage": "later"}}}  # fmt: skip
+    [*_, last] = lean.feed(SSEEvent("response.completed", orjson.dumps(data).decode()))
+    assert last.usage is not None and last.usage.prompt_tokens == 4
 
 
 def test_a_custom_call_sent_only_as_a_done_item() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, clip
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -67,7 +67,8 @@ def convert_messages(system: Any, messages: Any) -> list[Message]:
             out.extend(_assistant(content, where))
         else:
             raise BadRequest(
-                f"{where}.role must be 'user' or 'assistant', got {role!r}.", param=f"{where}.role"
+                f"{where}.role must be 'user' or 'assistant', got {clip(repr(role))}.",
+                param=f"{where}.role",
             )
     if system_texts:
         out.insert(0, {"role": "system", "content": "\n\n".join(system_texts)})
@@ -154,7 +155,9 @@ def user_part(block: Block, where: str) -> Block:
         return _document(block, where)
     if kind == "search_result":
         return {"type": "text", "text": _search_result(block, where)}
-    raise BadRequest(f"{where}: content block type {kind!r} is not supported.", param=where)
+    raise BadRequest(
+        f"{where}: content block type {clip(repr(kind))} is not supported.", param=where
+    )
 
 
 def _source(source: Any, where: str) -> tuple[str, Block]:
@@ -178,7 +181,8 @@ def _image(source: Any, where: str) -> Block:
     if kind == "url" and isinstance(src.get("url"), str):
         return {"type": "image_url", "image_url": {"url": src["url"]}}
     raise BadRequest(
-        f"{where}: image source {kind!r} cannot be translated; send base64 or a URL.", param=where
+        f"{where}: image source {clip(repr(kind))} cannot be translated; send base64 or a URL.",
+        param=where,
     )
 
 
@@ -198,8 +202,8 @@ def _document(block: Block, where: str) -> Block:
         text = "\n\n".join(b["text"] for b in inner if isinstance(b.get("text"), str))
     else:
         raise BadRequest(
-            f"{where}.source: document source {kind!r} cannot be translated; send it as base64 "
-            "or text.",
+            f"{where}.source: document source {clip(repr(kind))} cannot be translated; send it "
+            "as base64 or text.",
             param=f"{where}.source",
         )
     return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
@@ -259,7 +263,8 @@ def _assistant(content: Any, where: str) -> list[Message]:
             calls.append(_tool_call(block, here))
         elif block["type"] not in _DROPPED:
             raise BadRequest(
-                f"{here}: block type {block['type']!r} is not allowed in an assistant turn.",
+                f"{here}: block type {clip(repr(block['type']))} is not allowed in an assistant "
+                "turn.",
                 param=here,
             )
     text = "\n\n".join(t for t in texts if t)

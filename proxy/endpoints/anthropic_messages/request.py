@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -81,6 +82,7 @@ def parse(
     model = model_of(body)
     stream = _flag(body, "stream")
     user_id = _user_id(body.get("metadata"))
+    pending = None
     if translate:
         chat = _chat_body(body, model, stream, user_id)
     else:  # every field but the messages is still checked here, so bad input is our 400
@@ -88,9 +90,10 @@ def parse(
             raise BadRequest("'messages' is required and must be an array.", param="messages")
         chat = {"model": model, "messages": [], "max_tokens": _max_tokens(body.get("max_tokens"))}
         _sampling(body)
-        _tools(body.get("tools"))
+        _check_tools(body.get("tools"))
         _tool_choice(body.get("tool_choice"))
         chat["stream"] = stream
+        pending = partial(_chat_body, body, model, stream, user_id)
     info = MessagesRequest(raw, client_body, model, stream, session_of(user_id))
     req = ChatRequest(
         model=model,
@@ -99,6 +102,7 @@ def parse(
         include_usage=stream,
         headers=headers,
         drop_params=drop_params,
+        pending=pending,
     )
     return req, ctl, info
 
@@ -189,7 +193,20 @@ def _tools(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+def _check_tools(value: Any) -> None:
+    """Checks `tools` as `_tools` does, building nothing (for a body passed through)."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise BadRequest("'tools' must be an array.", param="tools")
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict):
+            raise BadRequest(f"tools[{i}] must be an object.", param=f"tools[{i}]")
+        if tool.get("type") in (None, "custom"):
+            _tool_fields(tool, f"tools[{i}]")
+
+
+def _tool_fields(tool: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     name, schema = tool.get("name"), tool.get("input_schema")
     if not isinstance(name, str) or not name:
         raise BadRequest(f"{where}.name must be a non-empty string.", param=f"{where}.name")
@@ -197,6 +214,11 @@ def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
         schema = {"type": "object", "properties": {}}
     if not isinstance(schema, dict):
         raise BadRequest(f"{where}.input_schema must be an object.", param=f"{where}.input_schema")
+    return name, schema
+
+
+def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    name, schema = _tool_fields(tool, where)
     function: dict[str, Any] = {"name": name, "parameters": {"type": "object", **schema}}
     if isinstance(tool.get("description"), str):
         function["description"] = tool["description"]

@@ -47,7 +47,8 @@ def estimate_tokens(body: Mapping[str, Any]) -> int:
         if isinstance(message, dict):
             more_chars, more_media = _content(message.get("content"))
             chars, media = chars + more_chars, media + more_media
-    for tool in body.get("tools") or ():
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
         if isinstance(tool, dict):
             chars += len(str(tool.get("name", ""))) + len(str(tool.get("description", "")))
             if isinstance(tool.get("input_schema"), dict):
@@ -70,7 +71,7 @@ def _content(content: Any) -> tuple[int, int]:
 
 def _block(block: Mapping[str, Any]) -> tuple[int, int]:
     kind = block.get("type")
-    if kind in _SKIPPED:
+    if not isinstance(kind, str) or kind in _SKIPPED:
         return 0, 0
     if kind == "image":
         return 0, IMAGE_TOKENS

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from proxy.endpoints.openai_responses.tools import CUSTOM_ARGUMENT, flat_name
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, clip
 
 Message = dict[str, Any]
 Part = dict[str, Any]
@@ -75,6 +75,8 @@ def _item(item: Any, where: str, system: list[str], out: list[Message]) -> None:
     if not isinstance(item, dict):
         raise BadRequest(f"{where} must be an object.", param=where)
     kind = item.get("type", "message")
+    if not isinstance(kind, str):
+        raise BadRequest(f"{where}.type must be a string.", param=f"{where}.type")
     if kind == "message":
         _message(item, where, system, out)
     elif kind in ("function_call", "custom_tool_call"):
@@ -88,7 +90,9 @@ def _item(item: Any, where: str, system: list[str], out: list[Message]) -> None:
             param=where,
         )
     elif kind not in _DROPPED:
-        raise BadRequest(f"{where}: item type {kind!r} is not supported.", param=f"{where}.type")
+        raise BadRequest(
+            f"{where}: item type {clip(repr(kind))} is not supported.", param=f"{where}.type"
+        )
 
 
 def _message(item: dict[str, Any], where: str, system: list[str], out: list[Message]) -> None:
@@ -108,7 +112,8 @@ def _message(item: dict[str, Any], where: str, system: list[str], out: list[Mess
             out.append({"role": "assistant", "content": text})
     else:
         raise BadRequest(
-            f"{where}.role must be 'user', 'assistant', 'system' or 'developer', got {role!r}.",
+            f"{where}.role must be 'user', 'assistant', 'system' or 'developer', "
+            f"got {clip(repr(role))}.",
             param=f"{where}.role",
         )
 
@@ -132,7 +137,7 @@ def _texts(content: Any, where: str, *, only_text: bool) -> list[str]:
         text = part.get("refusal") if part["type"] == "refusal" else part.get("text")
         if part["type"] not in _TEXT_PARTS and (only_text or part["type"] != "refusal"):
             raise BadRequest(
-                f"{where}[{j}]: only text parts are allowed here, got {part['type']!r}.",
+                f"{where}[{j}]: only text parts are allowed here, got {clip(repr(part['type']))}.",
                 param=f"{where}[{j}]",
             )
         if not isinstance(text, str):
@@ -164,7 +169,9 @@ def _part(part: Part, where: str) -> Part:
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
         return _file(part, where)
-    raise BadRequest(f"{where}: content part type {kind!r} is not supported.", param=where)
+    raise BadRequest(
+        f"{where}: content part type {clip(repr(kind))} is not supported.", param=where
+    )
 
 
 def _file(part: Part, where: str) -> Part:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -78,9 +79,15 @@ class ResponsesRequest:
 
 
 def parse(
-    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False
+    raw: bytes, headers: Mapping[str, str], *, drop_params: bool = False, translate: bool = True
 ) -> tuple[ChatRequest, CacheControl, ResponsesRequest]:
     """Checks a Responses body and translates it into the neutral request.
+
+    Args:
+        translate: False when every deployment that may serve it takes the body as sent (an
+            `openai/` group with no fallbacks, no cache): the translation is then deferred
+            (`ChatRequest.pending`, made if a Chat-only deployment must serve it after all),
+            saving it for a large agent request; the upstream validates `input` and `tools`.
 
     Returns:
         The request (its body an OpenAI chat body; streams ask for usage), the client's cache
@@ -97,8 +104,16 @@ def parse(
         raise BadRequest("'model' is required and must be a non-empty string.", param="model")
     _refuse_stateful(body)
     stream = _flag(body, "stream")
-    tools, table = convert_tools(body.get("tools"))
-    chat = _chat_body(body, model, stream, tools)
+    table: dict[str, ToolRef] = {}
+    pending = None
+    if translate:
+        chat = _translate(body, model, stream, table)
+    else:
+        _check(body)
+        chat = {"model": model, "messages": []}
+        if stream:
+            chat["stream"] = True
+        pending = partial(_translate, body, model, stream, table)
     info = ResponsesRequest(
         raw=raw,
         body={k: v for k, v in body.items() if k not in IGNORED},
@@ -115,8 +130,19 @@ def parse(
         include_usage=stream,
         headers=headers,
         drop_params=drop_params,
+        pending=pending,
     )
     return req, ctl, info
+
+
+def _translate(
+    body: Mapping[str, Any], model: str, stream: bool, table: dict[str, ToolRef]
+) -> dict[str, Any]:
+    """Returns the chat body for `body`, filling `table` (the request's tool table)."""
+    tools, found = convert_tools(body.get("tools"))
+    chat = _chat_body(body, model, stream, tools)
+    table.update(found)
+    return chat
 
 
 def _refuse_stateful(body: Mapping[str, Any]) -> None:
@@ -138,12 +164,8 @@ def _chat_body(
         "model": model,
         "messages": convert_input(body.get("instructions"), body.get("input")),
     }
-    limit = body.get("max_output_tokens")
+    limit = _max_output(body)
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BadRequest(
-                "'max_output_tokens' must be a positive integer.", param="max_output_tokens"
-            )
         out["max_tokens"] = limit
     out.update(_sampling(body))
     choice = convert_tool_choice(body.get("tool_choice"))
@@ -165,6 +187,27 @@ def _chat_body(
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def _check(body: Mapping[str, Any]) -> None:
+    """Checks the fields the translation reads beside `input` and `tools` (for a body that
+    passes through), so their bad values are still this proxy's 400."""
+    if not isinstance(body.get("tools", []), list | None):
+        raise BadRequest("'tools' must be an array.", param="tools")
+    _max_output(body)
+    _sampling(body)
+    convert_tool_choice(body.get("tool_choice"))
+    _effort(body.get("reasoning"))
+    _response_format(body.get("text"))
+
+
+def _max_output(body: Mapping[str, Any]) -> int | None:
+    limit = body.get("max_output_tokens")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise BadRequest(
+            "'max_output_tokens' must be a positive integer.", param="max_output_tokens"
+        )
+    return limit
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:

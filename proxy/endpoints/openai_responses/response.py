@@ -60,8 +60,15 @@ def usage_object(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def envelope(info: ResponsesRequest, base: str, created_at: int, status: str) -> dict[str, Any]:
-    """Returns a response object without output: id, status, model and the echoed request."""
+def envelope(
+    info: ResponsesRequest,
+    base: str,
+    created_at: int,
+    status: str,
+    echo: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Returns a response object without output: id, status, model and the echoed request
+    (`echo`, e.g. `echo_fragments(info)`, in place of `info.echo` when given)."""
     return {
         "id": f"resp_{base}",
         "object": "response",
@@ -72,9 +79,15 @@ def envelope(info: ResponsesRequest, base: str, created_at: int, status: str) ->
         "model": info.model,
         "output": [],
         "usage": None,
-        **info.echo,
+        **(info.echo if echo is None else echo),
         "previous_response_id": None,
     }
+
+
+def echo_fragments(info: ResponsesRequest) -> dict[str, orjson.Fragment]:
+    """Returns the echoed request fields as JSON encoded once: a stream repeats them (the
+    client's tools among them) in `response.created`, `in_progress` and `completed`."""
+    return {name: orjson.Fragment(orjson.dumps(value)) for name, value in info.echo.items()}
 
 
 def message_item(item_id: str, text: str, status: str = "completed") -> Item:

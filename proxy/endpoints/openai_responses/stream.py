@@ -22,6 +22,7 @@ from proxy.endpoints.openai_responses.response import (
     Item,
     base_id,
     call_item,
+    echo_fragments,
     envelope,
     message_item,
     status_of,
@@ -67,6 +68,7 @@ class ResponsesStream:
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
         self._decoder = SSEDecoder()
+        self._echo = echo_fragments(info)
 
     @property
     def closed(self) -> bool:
@@ -125,7 +127,7 @@ class ResponsesStream:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     def _response(self, status: str) -> dict[str, Any]:
-        response = envelope(self._info, self._base, self._created, status)
+        response = envelope(self._info, self._base, self._created, status, self._echo)
         response["output"] = list(self._output)
         return response
 
