@@ -20,6 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+MAX_ECHO = 120
+"""The most characters of a client's string (a model name, a field) an error message echoes."""
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """Returns: `text`, or its first `limit` characters and how long it was, so an error never
+    echoes a client's megabyte back (or into the log)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
 
 class ProxyError(Exception):
     """An error the client sees, with OpenAI's error fields."""
@@ -83,7 +94,8 @@ class UnknownModel(ProxyError):  # noqa: N818 - names from the design (STYLE §4
 
     def __init__(self, model: str) -> None:
         super().__init__(
-            f"The model '{model}' does not exist on this proxy. GET /v1/models lists the groups.",
+            f"The model '{clip(model)}' does not exist on this proxy. "
+            "GET /v1/models lists the groups.",
             param="model",
             code="model_not_found",
         )
@@ -192,7 +204,7 @@ class AllTargetsFailed(ProxyError):  # noqa: N818 - names from the design (STYLE
         else:
             status, code = 502, "upstream_error"
         tried = "; ".join(f"{a.deployment}: {a.status} {a.reason}" for a in self.attempts)
-        message = f"All deployments for '{group}' failed"
+        message = f"All deployments for '{clip(group)}' failed"
         if tried:
             message += f" ({tried})"
         elif rate_limited:

@@ -3,6 +3,8 @@
 `EventBus.publish` is synchronous, O(1) and never raises or blocks: each subscriber owns a
 bounded deque; when it is full the oldest event goes and the subscriber's `dropped` grows, so a
 slow dashboard loses events but never delays a request. Subscribers may drain from any thread.
+A subscriber that loses two whole queues without draining is closed, and at most MAX_SUBSCRIBERS
+are open at once (a new one closes the slowest), so clients that never read hold no memory.
 """
 
 from __future__ import annotations
@@ -124,24 +126,53 @@ _TYPE_NAMES: dict[type, str] = {
 }
 
 
+MAX_SUBSCRIBERS = 32
+STALLED_AFTER = 2
+"""Open subscriptions at most (the dashboard, `--attach` clients); a new one beyond this
+closes the slowest."""
+
+
 @dataclass
 class Subscription:
-    """One subscriber's bounded queue. `drain()` may be called from any thread."""
+    """One subscriber's bounded queue. `drain()` may be called from any thread.
+
+    A subscriber that loses STALLED_AFTER whole queues of events without draining once is
+    closed (`closed`): it receives nothing more, so a client that never reads holds nothing.
+    (The dashboard drains at least once a second, so only a reader that stopped gets there.)
+    """
 
     maxlen: int
     queue: deque[Event] = field(init=False)
     dropped: int = 0
+    closed: bool = False
+    """The bus dropped this subscriber (too slow, or beyond MAX_SUBSCRIBERS)."""
+    lost: int = 0
+    """Events dropped since the last drain."""
 
     def __post_init__(self) -> None:
         self.queue = deque(maxlen=self.maxlen)
 
-    def put(self, event: Event) -> None:
+    def put(self, event: Event) -> bool:
+        """Queues `event`. Returns: False when the subscriber is (now) closed."""
+        if self.closed:
+            return False
         if len(self.queue) >= self.maxlen:
             self.dropped += 1
+            self.lost += 1
+            if self.lost >= STALLED_AFTER * self.maxlen:
+                self.close()
+                return False
         self.queue.append(event)
+        return True
+
+    def close(self) -> None:
+        """Stops the subscription and frees what it queued."""
+        self.closed = True
+        self.queue.clear()
 
     def drain(self, limit: int | None = None) -> list[Event]:
         """Returns and removes the queued events, oldest first."""
+        self.lost = 0
         out: list[Event] = []
         q = self.queue
         while q and (limit is None or len(out) < limit):
@@ -155,23 +186,33 @@ class Subscription:
 class EventBus:
     """Fan-out of events to bounded per-subscriber queues; never blocks the publisher."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
         self._subs: tuple[Subscription, ...] = ()
         self._lock = threading.Lock()
         self._dropped_gone = 0  # events dropped by subscribers that have since left
+        self.max_subscribers = max_subscribers
         self.published = 0
 
     def subscribe(self, maxlen: int = 10_000) -> Subscription:
+        """Returns: a new subscription; at the cap, the slowest open one is closed first."""
         sub = Subscription(maxlen)
         with self._lock:
+            if len(self._subs) >= self.max_subscribers:
+                slowest = max(self._subs, key=lambda s: len(s.queue) / s.maxlen + s.lost)
+                self._remove(slowest)
             self._subs = (*self._subs, sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            if any(s is sub for s in self._subs):
-                self._subs = tuple(s for s in self._subs if s is not sub)
-                self._dropped_gone += sub.dropped
+            self._remove(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        """Closes `sub` and takes it off the bus; the caller holds the lock."""
+        sub.close()
+        if any(s is sub for s in self._subs):
+            self._subs = tuple(s for s in self._subs if s is not sub)
+            self._dropped_gone += sub.dropped
 
     @property
     def subscribers(self) -> int:
@@ -188,7 +229,12 @@ class EventBus:
         """Hands `event` to every subscriber. O(subscribers), never raises."""
         self.published += 1
         for sub in self._subs:  # the tuple is replaced, never mutated: safe without the lock
-            sub.put(event)
+            if not sub.put(event):
+                self.unsubscribe(sub)
+
+
+MAX_LOG_CHARS = 8192
+"""The longest log message the Log pane receives."""
 
 
 class BusLogHandler(logging.Handler):
@@ -203,4 +249,6 @@ class BusLogHandler(logging.Handler):
             message = record.getMessage()
         except (TypeError, ValueError):
             message = str(record.msg)
+        if len(message) > MAX_LOG_CHARS:  # kept by every subscriber: a client's 1 MiB, cut
+            message = message[:MAX_LOG_CHARS] + f"… ({len(message):,} characters)"
         self.bus.publish(LogRecord(record.created, record.levelname, record.name, message))

@@ -1,11 +1,14 @@
 """One request end to end: cache lookup, the router, cost, the stream relay and the usage event.
 
 The HTTP layer hands a `ChatRequest` to `Pipeline.handle` and writes back the `Answer` it gets
-(bytes, or an async iterator of SSE bytes) with its `x-llmproxy-*` headers.
+(bytes, or an async iterator of SSE bytes) with its `x-llmproxy-*` headers. A request whose task
+is cancelled (its client left) is reported as a 499; `end_requests` ends every request still in
+flight at shutdown, each with a 503 in its format.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +27,12 @@ from proxy.sse import DONE, encode
 from proxy.store.cache import CachedAnswer, ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.stream_assembly import assemble, replay
+
+PREVIEW_CHARS = 200
+"""Characters of a streamed answer's text kept for its preview (`text_preview`'s limit)."""
+MAX_KEPT = 4 * 1024 * 1024
+"""Bytes of chunks kept to cache a streamed answer whole; a longer one streams on, uncached."""
+CLIENT_GONE = "the client went away"
 
 
 @dataclass
@@ -80,6 +89,13 @@ class _Outcome:
     preview: str = ""
     cost_saved: float | None = None
     chunks: list[bytes] = field(default_factory=list)
+    kept: int = 0
+    """Bytes in `chunks`, bounded by MAX_KEPT."""
+    chars: int = 0
+    """Characters of streamed text (only the first PREVIEW_CHARS or so are kept)."""
+    unread: int = 0
+    """Chunks past the preview whose text the decoder did not read (about a token each)."""
+    task: asyncio.Task[object] | None = None
     keep_chunks: bool = False
     native: bool = False
     """The stream passes the upstream's own events through (see `Answer.native`)."""
@@ -109,19 +125,70 @@ class Pipeline:
         self._finish = finish
         self._clock = clock
         self._wall = wall
+        self._serving: set[asyncio.Task[object]] = set()
+        self.ending = False
+        """Set by `end_requests`: a cancelled request is then ended with a 503, not a 499."""
+
+    def end_requests(self) -> int:
+        """Ends every request still in flight (the drain at shutdown ran out): a stream gets an
+        error event in its client's format, any other request a 503; each is reported once.
+
+        Returns:
+            How many requests were in flight.
+        """
+        self.ending = True
+        tasks = list(self._serving)
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def handle(self, req: ChatRequest, ctl: CacheControl) -> Answer:
         """Answers one request.
 
         Raises:
-            ProxyError: the request failed (already reported as a finished request).
+            ProxyError: the request failed (already reported as a finished request), or 503
+                when `end_requests` ended it.
+            asyncio.CancelledError: the serving task was cancelled (the client left); reported
+                as a 499 with the prompt's estimated tokens.
         """
         self.router.resolve(req.model)  # unknown model: 404 before anything is counted
         trace = self.router.trace(req)
         started_wall = self._wall()
         req.created = req.created or int(started_wall)
         out = _Outcome(trace)
-        self._bus.publish(RequestStarted(req.request_id, started_wall, req.model, req.stream))
+        task = out.task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
+        started = RequestStarted(req.request_id, started_wall, req.model[:200], req.stream)
+        self._bus.publish(started)
+        try:
+            return await self._serve(req, ctl, out, started_wall)
+        except asyncio.CancelledError:
+            ended = self._cancelled(req, out, started_wall)
+            if ended is None:
+                raise
+            raise ended from None
+
+    def _cancelled(self, req: ChatRequest, out: _Outcome, started_wall: float) -> ProxyError | None:
+        """Reports a request cancelled before its answer was handed over; returns the 503 to
+        answer instead when `end_requests` ended it (the cancellation is then undone)."""
+        out.dep = out.dep or out.trace.current
+        if out.usage is None:
+            prompt = estimate_prompt_tokens(req)  # the upstream had the prompt, nothing more
+            out.usage = Usage(prompt, 0, prompt, estimated=True)
+        if out.dep is not None and out.cost is None:
+            out.cost = self._cost(req, out.dep, out.usage)
+        ended = _shutting_down() if self.ending else None
+        out.status, out.error = (499, CLIENT_GONE) if ended is None else (503, ended.message)
+        if ended is not None and out.task is not None:
+            out.task.uncancel()
+        self._report(req, out, started_wall)
+        return ended
+
+    async def _serve(
+        self, req: ChatRequest, ctl: CacheControl, out: _Outcome, started_wall: float
+    ) -> Answer:
+        trace = out.trace
         use_cache = self.cache is not None and (req.kind == "chat" or not req.stream)
         key = ResponseCache.key(req) if use_cache else ""
         if use_cache and ctl.no_cache:
@@ -147,7 +214,7 @@ class Pipeline:
             out.keep_chunks = bool(key) and not ctl.no_cache
             out.status, out.dep = 499, opened.dep  # until the stream completes: client gone
             out.native = opened.native
-            text: list[str] = []
+            text: list[str] = []  # the answer's first PREVIEW_CHARS or so, for its preview
             close = partial(self._close_relay, req, out, opened, text, key, ctl, started_wall)
             relay = self._relay(req, out, opened, text, close)
             return Answer(
@@ -240,7 +307,7 @@ class Pipeline:
                 yield data
             async for batch in opened.batches(dep.stream_timeout):
                 data = self._take(req, out, batch, text)
-                if data:
+                if data or not batch:  # b"" for a keep-alive tick (`ChatRequest.ping_after`)
                     yield data
             complete = True
             out.status = 200
@@ -250,13 +317,25 @@ class Pipeline:
             # Bytes already reached the client: end the stream with an error event.
             failed = err
             out.status, out.error = err.status, err.message
-            if opened.native and req.native is not None:
-                yield stream_error_event(req.native.wire, err, out.last_native)
-            else:
-                yield encode(orjson.dumps(err.body()))
-                yield DONE
+            for data in self._error_events(req, out, err):
+                yield data
+        except asyncio.CancelledError:
+            if not self.ending or out.task is None:
+                raise  # the client went away: reported as a 499 by `close`
+            out.task.uncancel()
+            ended = _shutting_down()
+            out.status, out.error = ended.status, ended.message
+            for data in self._error_events(req, out, ended):
+                yield data
         finally:
             await close(complete, failed)
+
+    @staticmethod
+    def _error_events(req: ChatRequest, out: _Outcome, err: ProxyError) -> list[bytes]:
+        """The SSE bytes that end a started stream with `err`, in its client's format."""
+        if out.native and req.native is not None:
+            return [stream_error_event(req.native.wire, err, out.last_native)]
+        return [encode(orjson.dumps(err.body())), DONE]
 
     async def _close_relay(
         self,
@@ -290,7 +369,11 @@ class Pipeline:
             if chunk.text:
                 if out.ttft_ms is None:
                     out.ttft_ms = (self._clock() - out.trace.started) * 1000
-                text.append(chunk.text)
+                if out.chars <= PREVIEW_CHARS:
+                    text.append(chunk.text)
+                out.chars += len(chunk.text)
+            elif out.chars >= PREVIEW_CHARS and chunk.data is not None and not chunk.usage_only:
+                out.unread += 1  # a lean decoder stops reading text once the preview is full
             if native:
                 if chunk.native is not None:
                     pieces.append(chunk.native)
@@ -298,18 +381,30 @@ class Pipeline:
             elif chunk.data is not None and (not chunk.usage_only or req.include_usage):
                 pieces.append(b"data: " + chunk.data + b"\n\n")
             if keep and chunk.data is not None:
-                out.chunks.append(chunk.data)
+                keep = self._keep(out, chunk.data)
         return b"".join(pieces)
+
+    @staticmethod
+    def _keep(out: _Outcome, data: bytes) -> bool:
+        """Keeps a chunk for the cache; past MAX_KEPT drops them all (no caching). Returns
+        whether chunks are still kept."""
+        out.kept += len(data)
+        if out.kept > MAX_KEPT:
+            out.keep_chunks, out.chunks = False, []
+            return False
+        out.chunks.append(data)
+        return True
 
     @staticmethod
     def _settle_usage(req: ChatRequest, out: _Outcome, text: list[str]) -> None:
         """Sets the preview, and an estimate (4 characters a token) when upstream sent no usage."""
-        whole = "".join(text)
-        out.preview = text_preview(whole)
+        out.preview = text_preview("".join(text), PREVIEW_CHARS)
         if out.usage is None:
             prompt = estimate_prompt_tokens(req)
-            chars = _answer_chars(out.chunks) if out.chunks else len(whole)
-            completion = max(1, chars // 4)
+            if out.chunks:
+                completion = max(1, _answer_chars(out.chunks) // 4)
+            else:
+                completion = max(1, out.chars // 4 + out.unread)
             out.usage = Usage(prompt, completion, prompt + completion, estimated=True)
 
     async def _end_stream(
@@ -324,7 +419,7 @@ class Pipeline:
     ) -> None:
         assert out.usage is not None
         out.cost = self._cost(req, dep, out.usage)
-        if complete and key and not ctl.no_cache and self.cache is not None:
+        if complete and out.keep_chunks and key and not ctl.no_cache and self.cache is not None:
             answer = CachedAnswer(
                 assemble(out.chunks), out.usage, out.cost, dep.id, dep.provider, out.preview
             )
@@ -340,6 +435,8 @@ class Pipeline:
         deployment: str | None = None,
         provider: str | None = None,
     ) -> None:
+        if out.task is not None:
+            self._serving.discard(out.task)
         usage = out.usage or Usage()
         dep = out.dep
         attempts = out.trace.attempts
@@ -373,6 +470,12 @@ class Pipeline:
                 preview=out.preview,
             )
         )
+
+
+def _shutting_down() -> ProxyError:
+    return ProxyError(
+        "The proxy is shutting down.", status=503, type="api_error", code="shutting_down"
+    )
 
 
 def _answer_chars(chunks: list[bytes]) -> int:

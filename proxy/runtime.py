@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxy.config.loader import require_package
 from proxy.config.settings import CacheParams, RouterSettings
@@ -25,14 +26,18 @@ from proxy.providers import registry
 from proxy.providers.base import Provider
 from proxy.routing.keys import KeyPool
 from proxy.routing.router import Router
-from proxy.routing.transport import AiohttpClient
+from proxy.routing.transport import AiohttpClient, tls_rules
 from proxy.scale.connection import RedisTarget
 from proxy.scale.state import LocalState, SharedState
 from proxy.schema import Usage
+from proxy.secret import Scrubber
 from proxy.store.cache import ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.store.usage import UsageLedger
 from proxy.store.usage_sqlite import UsageBackend
+
+if TYPE_CHECKING:
+    from proxy.observe.otel import SpanExporter
 
 log = logging.getLogger("llmproxy")
 REDIS_START_WAIT = 1.0
@@ -57,10 +62,19 @@ class Runtime:
             retention_days=config.usage_retention_days,
             on_state=self._usage_state,
             backend=_usage_backend(config),
+            known_groups=config.groups,
         )
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.groups)
         self.providers: dict[str, Provider] = registry.build()
-        self.activity = Activity(self.bus, self.ledger, self.metrics)
+        scrub = Scrubber(config.secrets).text
+        self.span_exporters = _span_exporters(config)
+        self.activity = Activity(
+            self.bus,
+            self.ledger,
+            self.metrics,
+            scrub=scrub,
+            sinks=[e.record for e in self.span_exporters],
+        )
         self.state = StateDocument(
             config,
             self.info,
@@ -71,6 +85,7 @@ class Runtime:
             metrics=self.metrics,
             bus=self.bus,
             shared=self.shared,
+            scrub=scrub,
         )
         self.client: AiohttpClient | None = None
         self.actions = AdminActions(
@@ -112,7 +127,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Opens the shared HTTP client and the usage store; call on the serving loop."""
-        self.client = AiohttpClient()
+        self.client = AiohttpClient(tls=await asyncio.to_thread(tls_rules, self.config.deployments))
         router = Router(self.config, self.pool, self.client, self.providers)
         self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.activity.finish)
         await asyncio.to_thread(self.ledger.start)
@@ -130,6 +145,8 @@ class Runtime:
         if self.cache is not None and self.cache.shared is not None:
             await self.cache.shared.close()
         await asyncio.to_thread(self.ledger.close)
+        for exporter in self.span_exporters:
+            await asyncio.to_thread(exporter.close)
 
     def _usage_state(self, ok: bool, error: str | None) -> None:
         if not ok:
@@ -139,6 +156,15 @@ class Runtime:
     def _unit_price(self, dep: Deployment) -> float | None:
         """What a million tokens in and out cost on `dep` (for cost-based routing)."""
         return self.prices.cost(dep, Usage(1_000_000, 1_000_000, 2_000_000))
+
+
+def _span_exporters(config: Config) -> list[SpanExporter]:
+    """One span exporter per callback sink; the OpenTelemetry SDK is imported only then."""
+    if not config.callbacks:
+        return []
+    from proxy.observe.otel import SpanExporter
+
+    return [SpanExporter(sink, config.deployments) for sink in config.callbacks]
 
 
 def _build_cache(config: Config) -> ResponseCache | None:
@@ -157,8 +183,8 @@ def _build_cache(config: Config) -> ResponseCache | None:
 
 def _cache_target(config: Config, params: CacheParams) -> RedisTarget:
     """cache_params host/port/password; else the router's Redis; else 127.0.0.1:6379."""
-    if params.host or params.port:
-        return RedisTarget(host=params.host, port=params.port, password=params.password)
+    if params.url or params.host or params.port:
+        return RedisTarget(params.url, params.host, params.port, params.password)
     router = config.router
     return RedisTarget(
         router.redis_url, router.redis_host, router.redis_port, router.redis_password

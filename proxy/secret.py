@@ -1,10 +1,13 @@
 """Provider keys and the master key: held so they cannot be printed by accident, and scrubbed
-from any text that might echo them (an upstream error message, a log line)."""
+from any text that might echo them (an upstream error message, a log line); URLs with
+credentials in them, redacted wherever one is shown."""
 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 class Secret:
@@ -57,3 +60,30 @@ class Scrubber:
             if secret in value:
                 value = value.replace(secret, redacted)
         return value
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|sig|auth|cred", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """Returns `url` fit to show: a password in it (`user:***@`), a token given as the user
+    name (`***@`) and the values of query parameters named like a secret (`?api_key=***`)
+    replaced; a URL that cannot be parsed is not shown at all."""
+    if "@" not in url and "?" not in url:
+        return url  # the common case: nothing to hide
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, colon, _ = netloc.rpartition("@")[0].partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -5,39 +5,77 @@ from __future__ import annotations
 from proxy.schema import SSEEvent
 
 DONE = b"data: [DONE]\n\n"
+MAX_EVENT = 8 * 1024 * 1024
+"""The most bytes one event may hold before its blank line (an upstream's whole answer, as in a
+Responses `response.completed`, fits many times over; a runaway line does not grow forever)."""
+
+
+class EventTooLargeError(ValueError):
+    """An event grew past the decoder's limit without ending."""
 
 
 class SSEDecoder:
-    """Splits a byte stream into events as they complete; keeps the unfinished tail."""
+    """Splits a byte stream into events as they complete; keeps the unfinished tail.
 
-    def __init__(self) -> None:
-        self._buf = b""
+    Lines may end in LF, CRLF or a lone CR, and a CRLF may be cut between two reads. Each byte
+    is scanned once, so a long event arriving in many reads costs linear time.
+    """
+
+    __slots__ = ("_buf", "_scan", "_cr", "_limit")
+
+    def __init__(self, limit: int = MAX_EVENT) -> None:
+        self._buf = bytearray()  # the unfinished event, line endings already made LF
+        self._scan = 0  # where the search for its blank line resumes
+        self._cr = False  # the last read ended in CR: an LF opening the next one is its pair
+        self._limit = limit
 
     def feed(self, data: bytes) -> list[SSEEvent]:
-        """Returns every event completed by `data` (possibly none)."""
-        buf = self._buf + data
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        """Returns every event completed by `data` (possibly none).
+
+        Raises:
+            EventTooLargeError: the unfinished event is longer than the limit.
+        """
+        if self._cr and data[:1] == b"\n":
+            data = data[1:]
+        if b"\r" in data:
+            self._cr = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            self._cr = False
+        pending = self._buf
+        buf: bytes | bytearray
+        if pending:
+            pending += data
+            buf, pos = pending, self._scan
+        else:
+            buf, pos = data, 0
         events: list[SSEEvent] = []
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            block, buf = buf[:end], buf[end + 2 :]
-            event = _parse_block(block)
+        start = 0
+        while (end := buf.find(b"\n\n", pos)) >= 0:
+            event = _parse_block(buf[start:end])
             if event is not None:
                 events.append(event)
-        self._buf = buf
+            start = pos = end + 2
+        rest = len(buf) - start
+        if rest > self._limit:
+            self._buf = bytearray()
+            raise EventTooLargeError(f"an event longer than {self._limit} bytes")
+        if pending:
+            del pending[:start]
+        elif rest:
+            self._buf = bytearray(data[start:])
+        self._scan = max(rest - 1, 0)  # a blank line may straddle this read and the next
         return events
 
     def flush(self) -> list[SSEEvent]:
         """Returns a last event left without its blank line when the stream ended."""
-        block, self._buf = self._buf, b""
+        block, self._buf = bytes(self._buf), bytearray()
+        self._scan, self._cr = 0, False
         event = _parse_block(block.strip(b"\n"))
         return [event] if event is not None else []
 
 
-def _parse_block(block: bytes) -> SSEEvent | None:
+def _parse_block(block: bytes | bytearray) -> SSEEvent | None:
     name: str | None = None
     data: list[str] = []
     for line in block.split(b"\n"):

@@ -2,6 +2,7 @@
 
 The cache stores answers whole: `assemble` builds that form from a stream, `replay` makes the
 chunks a client would have streamed from it, so `assemble(replay(b))` equals `b` in meaning.
+Pieces are gathered in lists and joined once, so assembling costs time linear in the stream.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ def _new_choice(index: int) -> dict[str, Any]:
 
 def _append(acc: dict[str, Any], name: str, piece: Any) -> None:
     if isinstance(piece, str):
-        acc[name] = (acc[name] or "") + piece
+        pieces = acc[name]
+        if pieces is None:
+            acc[name] = [piece]
+        else:
+            pieces.append(piece)
+
+
+def _joined(pieces: list[str] | None) -> str | None:
+    return None if pieces is None else "".join(pieces)
 
 
 def _merge_tool(tools: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
     index = int(delta.get("index") or 0)
-    tool = tools.setdefault(index, {"id": None, "type": "function", "name": None, "args": ""})
+    tool = tools.setdefault(index, {"id": None, "type": "function", "name": None, "args": []})
     if delta.get("id"):
         tool["id"] = delta["id"]
     if delta.get("type"):
@@ -34,7 +43,7 @@ def _merge_tool(tools: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None
     if fn.get("name") and not tool["name"]:
         tool["name"] = fn["name"]
     if isinstance(fn.get("arguments"), str):
-        tool["args"] += fn["arguments"]
+        tool["args"].append(fn["arguments"])
 
 
 def _merge_choice(acc: dict[str, Any], choice: dict[str, Any]) -> None:
@@ -55,19 +64,19 @@ def _merge_choice(acc: dict[str, Any], choice: dict[str, Any]) -> None:
 
 
 def _message(acc: dict[str, Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": acc["role"], "content": acc["content"]}
+    message: dict[str, Any] = {"role": acc["role"], "content": _joined(acc["content"])}
     if acc["tools"]:
         if message["content"] == "":
             message["content"] = None  # a stream's empty role chunk, not an empty answer
         message["tool_calls"] = [
             {"id": t["id"], "type": t["type"],
-             "function": {"name": t["name"], "arguments": t["args"]}}
+             "function": {"name": t["name"], "arguments": "".join(t["args"])}}
             for _, t in sorted(acc["tools"].items())
         ]  # fmt: skip
     if acc["reasoning"] is not None:
-        message["reasoning_content"] = acc["reasoning"]
+        message["reasoning_content"] = _joined(acc["reasoning"])
     if acc["refusal"] is not None:
-        message["refusal"] = acc["refusal"]
+        message["refusal"] = _joined(acc["refusal"])
     return message
 
 

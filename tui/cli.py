@@ -8,6 +8,7 @@ used), 3 the port is taken.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -19,6 +20,8 @@ from typing import NoReturn
 from proxy.config.loader import find_config, load_config, load_env_file
 from proxy.config.types import Config
 from proxy.errors import ConfigError
+from proxy.observe.log_format import SafeFormatter
+from proxy.store.usage_sqlite import PRIVATE_DIR, PRIVATE_FILE
 
 EXIT_OK, EXIT_CONFIG, EXIT_PORT = 0, 2, 3
 log = logging.getLogger("llmproxy")
@@ -61,9 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attach", metavar="URL", help="show the dashboard of a proxy running elsewhere (headless)"
     )
-    p.add_argument(
-        "--key", help="master key for --attach (default $LLMPROXY_KEY, $LITELLM_MASTER_KEY)"
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--key",
+        help="master key for --attach (shows in ps: prefer $LLMPROXY_KEY or --key-file; "
+        "default $LLMPROXY_KEY, $LITELLM_MASTER_KEY)",
     )
+    key.add_argument("--key-file", help="read the master key for --attach from this file")
     p.add_argument(
         "--check",
         action="store_true",
@@ -77,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.attach:
         from tui.launch import run_attach
 
-        key = args.key or os.environ.get("LLMPROXY_KEY") or os.environ.get("LITELLM_MASTER_KEY")
+        try:
+            key = _attach_key(args)
+        except ConfigError as exc:
+            print(f"llmproxy-tui: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         return run_attach(args.attach, key)
     try:
         config = _load(args)
@@ -102,6 +113,33 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(args, config)
 
 
+def _attach_key(args: argparse.Namespace) -> str | None:
+    """Returns: the master key for --attach: --key-file, --key, $LLMPROXY_KEY, or
+    $LITELLM_MASTER_KEY. --key is honoured with a warning: any user can read it in `ps`.
+
+    Raises:
+        ConfigError: --key-file cannot be read or is empty.
+    """
+    if args.key_file:
+        path = Path(args.key_file).expanduser()
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not a text file"
+            raise ConfigError(f"--key-file {path}: cannot read it ({reason})") from None
+        if not key:
+            raise ConfigError(f"--key-file {path}: the file is empty")
+        return key
+    if args.key:
+        print(
+            "llmproxy-tui: warning: --key shows the master key to every user of this machine "
+            "(ps, /proc); use $LLMPROXY_KEY or --key-file instead",
+            file=sys.stderr,
+        )
+        return str(args.key)
+    return os.environ.get("LLMPROXY_KEY") or os.environ.get("LITELLM_MASTER_KEY")
+
+
 def _load(args: argparse.Namespace) -> Config:
     path, demo = find_config(args.config)
     if not demo and not path.is_file():
@@ -111,11 +149,14 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _usage_db(args: argparse.Namespace) -> Path:
-    return (
-        Path(args.usage_db).expanduser()
-        if args.usage_db
-        else Path.home() / ".llmproxy" / "usage.db"
-    )
+    if args.usage_db:
+        return Path(args.usage_db).expanduser()
+    home = Path.home() / ".llmproxy"
+    with contextlib.suppress(OSError):  # else the usage store reports why it cannot open
+        home.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        if home.stat().st_mode & 0o077:
+            home.chmod(PRIVATE_DIR)  # an older release made it 0755
+    return home / "usage.db"
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -176,8 +217,11 @@ def _setup_logging(args: argparse.Namespace, *, stream: bool) -> None:
     if stream:
         handlers.append(logging.StreamHandler(sys.stderr))
     if args.log_file:
-        handlers.append(logging.FileHandler(Path(args.log_file).expanduser(), encoding="utf-8"))
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        path = Path(args.log_file).expanduser()
+        # Created for its owner only: the log names clients, models and deployments.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, PRIVATE_FILE))
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    fmt = SafeFormatter()
     root = logging.getLogger()
     for handler in handlers:
         handler.setFormatter(fmt)

@@ -79,7 +79,7 @@ async def _event_stream(runtime: Runtime, request: Request) -> AsyncIterator[byt
     try:
         yield _sse("snapshot", await runtime.state.snapshot())
         last_sent = time.monotonic()
-        while not runtime.draining:
+        while not runtime.draining and not sub.closed:
             await asyncio.sleep(BATCH_INTERVAL)
             batch = sub.drain(MAX_BATCH)
             if batch:

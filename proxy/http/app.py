@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from proxy.endpoints import anthropic_messages, openai_chat, openai_responses
 from proxy.http.admin import AdminHandlers
 from proxy.http.agent_routes import AgentHandlers
-from proxy.http.auth import master_key_check
+from proxy.http.auth import route_check
 from proxy.http.door import FrontDoor
 from proxy.http.health import HealthHandlers
 from proxy.http.openai_routes import OpenAIHandlers
@@ -95,12 +95,15 @@ def v1(path: str) -> tuple[str, str]:
     return "/v1" + path, path
 
 
-def create_app(runtime: Runtime, routes: Sequence[Route] | None = None) -> FrontDoor:
+def create_app(
+    runtime: Runtime, routes: Sequence[Route] | None = None, *, listen_host: str = "127.0.0.1"
+) -> FrontDoor:
     """Builds the ASGI app around one runtime (no module-level state).
 
     Args:
         runtime: what the routes serve; started and closed by the app's lifespan.
         routes: the route table; `route_table(runtime)` when None (a test may add to it).
+        listen_host: the address the proxy listens on, a name it answers to without a key.
 
     Returns:
         The front door, an ASGI app.
@@ -116,5 +119,8 @@ def create_app(runtime: Runtime, routes: Sequence[Route] | None = None) -> Front
             await runtime.close()
 
     table = RouteTable(route_table(runtime) if routes is None else routes, openai_chat)
-    check = master_key_check(runtime.config.master_key)
-    return FrontDoor(table, check, Scrubber(runtime.config.secrets), lifespan)
+    config = runtime.config
+    check = route_check(config.master_key, listen_host, config.allowed_hosts)
+    return FrontDoor(
+        table, check, Scrubber(runtime.config.secrets), lifespan, allowed_ips=config.allowed_ips
+    )

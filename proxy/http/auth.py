@@ -1,14 +1,26 @@
-"""The key check the front door applies to every route whose table entry needs a key."""
+"""Who may call a route that needs a key: the master key when one is set, else, on a loopback
+proxy, only a client that is not a web page (the browser guard).
+
+Without a master key anything on this machine may call the proxy, and so could any web page
+the user visits: a cross-site POST, or DNS rebinding (a name of the attacker's that resolves to
+127.0.0.1). The guard refuses a `Host` that does not name the proxy and an `Origin` of any
+other site; curl, the SDKs and agents send neither such header, so they never notice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
-from proxy.errors import AuthError
+from proxy.errors import AuthError, ProxyError
 from proxy.secret import Secret
 
 KeyCheck = Callable[[Mapping[str, str]], None]
 """Checks request headers (lower-case names); raises AuthError when they lack a valid key."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+"""The names a keyless proxy always answers to (with its listen address)."""
+ECHOED = 64
+"""Characters of a refused Host or Origin echoed in the error."""
 
 
 def master_key_check(key: Secret | None) -> KeyCheck:
@@ -31,3 +43,71 @@ def master_key_check(key: Secret | None) -> KeyCheck:
             raise AuthError()
 
     return check
+
+
+def route_check(key: Secret | None, listen_host: str, allowed_hosts: Iterable[str]) -> KeyCheck:
+    """Returns the check of every route that needs a key.
+
+    Args:
+        key: the master key; when set, it is the only gate.
+        listen_host: the address the proxy listens on (a name it answers to).
+        allowed_hosts: `general_settings.allowed_hosts`; `*` turns the browser guard off.
+    """
+    if key is not None:
+        return master_key_check(key)
+    names = {_normal(name) for name in (*LOOPBACK_NAMES, listen_host, *allowed_hosts)}
+    if "*" in names:
+        return master_key_check(None)
+    return browser_guard(frozenset(names))
+
+
+def browser_guard(names: frozenset[str]) -> KeyCheck:
+    """Returns a check that `Host` and `Origin`, when sent, name one of `names` (any port).
+
+    The check raises ProxyError (403) for a `Host` or `Origin` naming another site, an
+    `Origin: null` (sandboxed frames, file pages) included.
+    """
+
+    def check(headers: Mapping[str, str]) -> None:
+        host = headers.get("host")
+        if host is not None and _host_name(host) not in names:
+            raise _refused("Host", host, "host_not_allowed")
+        origin = headers.get("origin")
+        if origin is not None and _origin_name(origin) not in names:
+            raise _refused("Origin", origin, "origin_not_allowed")
+
+    return check
+
+
+def _host_name(host: str) -> str | None:
+    """Returns the name in a `Host` value (`name`, `name:port`, `[v6]:port`), normalized."""
+    host = host.strip()
+    if host.startswith("["):
+        end = host.find("]")
+        return None if end < 0 else _normal(host[1:end])
+    name, colon, port = host.rpartition(":")
+    return _normal(name if colon and port.isdigit() else host)
+
+
+def _origin_name(origin: str) -> str | None:
+    try:
+        name = urlsplit(origin.strip()).hostname
+    except ValueError:
+        return None
+    return None if name is None else _normal(name)
+
+
+def _normal(name: str) -> str:
+    return name.strip().strip("[]").rstrip(".").lower()
+
+
+def _refused(header: str, value: str, code: str) -> ProxyError:
+    shown = ascii(value[:ECHOED]) + ("..." if len(value) > ECHOED else "")
+    return ProxyError(
+        f"{header} {shown} does not name this proxy. Without a master key it answers only to "
+        "its own names (web pages may not use it): add the name to "
+        "general_settings.allowed_hosts, or set general_settings.master_key.",
+        status=403,
+        type="invalid_request_error",
+        code=code,
+    )

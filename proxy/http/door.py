@@ -21,6 +21,7 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from proxy.config.allowed_ips import Network, client_allowed
 from proxy.errors import BadRequest, ProxyError
 from proxy.http.auth import KeyCheck
 from proxy.http.routes import (
@@ -34,7 +35,7 @@ from proxy.http.routes import (
     Send,
     WireFormat,
 )
-from proxy.http.writer import JSON_HEADERS, relay, send_body
+from proxy.http.writer import JSON_HEADERS, ClientWatch, relay, send_body
 from proxy.secret import Scrubber
 
 log = logging.getLogger("llmproxy")
@@ -59,6 +60,8 @@ READ_HEADERS = frozenset(
         b"x-session-id",
         b"x-claude-code-session-id",
         b"session-id",
+        b"host",
+        b"origin",
     }
 )
 """The request headers the front door decodes for itself and lean handlers; others never are."""
@@ -89,6 +92,7 @@ class FrontDoor:
         check: KeyCheck,
         scrubber: Scrubber,
         lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+        allowed_ips: tuple[Network, ...] = (),
     ) -> None:
         """Builds the door and the FastAPI app behind it, with the table's non-lean routes.
 
@@ -97,8 +101,11 @@ class FrontDoor:
             check: the key check for routes that need a key.
             scrubber: takes keys out of error messages and logged tracebacks.
             lifespan: run by the server at start and stop (through FastAPI).
+            allowed_ips: `general_settings.allowed_ips`; when set, a client from any other
+                address gets 403 on every route.
         """
         self.table = table
+        self._allowed_ips = allowed_ips
         self._check = check
         self._scrubber = scrubber
         self._ids = RequestIds()
@@ -123,7 +130,10 @@ class FrontDoor:
         else:
             request_id = self._ids()
         route = self.table.get(scope["method"], scope["path"])
-        if route is None:
+        if self._allowed_ips and not client_allowed(self._allowed_ips, _peer(scope)):
+            wire = route.wire if route else self.table.miss(scope["method"], scope["path"])[1]
+            await self._failed(send, wire, _ip_refused(), False, request_id, scope)
+        elif route is None:
             err, wire = self.table.miss(scope["method"], scope["path"])
             await self._failed(send, wire, err, False, request_id, scope)
         elif route.lean:
@@ -146,13 +156,18 @@ class FrontDoor:
             self._admit(route, headers)
             body = await _read_body(receive, headers)
             handler: LeanHandler = route.handler  # type: ignore[assignment]
-            answer = await handler(Call(scope["path"], headers, request_id, body))
-            answering = True
-            if answer.stream is None:
-                await send_body(send, 200, answer.body or b"", answer.headers, JSON_HEADERS)
-                outcome = "200"
-            else:
-                outcome = await relay(answer, receive, send)
+            with ClientWatch(receive) as watch:  # the client leaving cancels the upstream call
+                answer = await handler(Call(scope["path"], headers, request_id, body))
+                answering = True
+                if answer.stream is None:
+                    await send_body(
+                        send, 200, answer.body or b"", answer.headers, JSON_HEADERS, watch
+                    )
+                    outcome = "200"
+                else:
+                    outcome = await relay(answer, send, watch)
+            if watch.gone:
+                return
         except _ClientGoneError:
             return
         except Exception as exc:  # the edge: every error of a lean route is rendered here
@@ -191,24 +206,36 @@ class FrontDoor:
             await self._failed(send, route.wire, exc, answering, request_id, scope)
 
     def _admit(self, route: Route, headers: Mapping[str, str]) -> None:
-        """Raises the route's 401, 415 or 413 before its handler runs."""
+        """Raises the route's 401 (403 from the browser guard), 415 or 413 before its handler.
+
+        Routes that need no key (the /health family) are not guarded either.
+        """
         if route.needs_key:  # Auth.KEY and Auth.MASTER alike, until virtual keys are served
             self._check(headers)
         if route.json_body:
             kind = headers.get("content-type")
-            if kind is not None and kind != "application/json" and not _is_json(kind):
-                raise ProxyError(
-                    f"The body must be JSON (Content-Type: application/json), not {kind!r}.",
-                    status=415,
-                    type="invalid_request_error",
-                    code="unsupported_media_type",
-                )
+            if kind is None or (kind != "application/json" and not _is_json(kind)):
+                raise _not_json(kind)
         length = headers.get("content-length")
         if length is not None:
             if not (length.isascii() and length.isdigit()):
                 raise BadRequest("Invalid Content-Length header.")
             if int(length) > MAX_BODY:
                 raise _too_large()
+
+    def render(
+        self, method: str | None, path: str | None, err: ProxyError
+    ) -> tuple[int, bytes, str]:
+        """Returns the status and body of `err` in the wire format of the route at `path`,
+        and a new request id.
+
+        For answers the connection gives itself (a slow or oversized request, too many
+        connections); with no method and path (an incomplete head), in the default format.
+        """
+        route = None if method is None or path is None else self.table.get(method, path)
+        wire = self.table.default_wire if route is None else route.wire
+        status, body = wire.render_error(err, err.message)
+        return status, body, self._ids()
 
     async def _failed(
         self,
@@ -236,6 +263,20 @@ class FrontDoor:
             return  # too late for an error answer; the server closes the connection
         headers = {**err.headers, "x-request-id": request_id}
         await send_body(send, status, body, headers, JSON_HEADERS)
+
+
+def _ip_refused() -> ProxyError:
+    return ProxyError(
+        "Access forbidden: this client's IP address is not in general_settings.allowed_ips.",
+        status=403,
+        type="permission_error",
+        code="ip_not_allowed",
+    )
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _read_headers(scope: Scope) -> dict[str, str]:
@@ -294,6 +335,17 @@ def _limited(receive: Receive) -> Receive:
         return message
 
     return limited
+
+
+def _not_json(kind: str | None) -> ProxyError:
+    """The 415 of a JSON route: a browser may send other types cross-site without asking."""
+    given = "no Content-Type" if kind is None else f"Content-Type {ascii(kind[:64])}"
+    return ProxyError(
+        f"The body must be JSON: send the header Content-Type: application/json ({given}).",
+        status=415,
+        type="invalid_request_error",
+        code="unsupported_media_type",
+    )
 
 
 def _too_large() -> ProxyError:

@@ -17,7 +17,7 @@ from proxy.config.model_limits import output_limit
 from proxy.config.types import Deployment
 from proxy.endpoints import anthropic_messages, openai_chat
 from proxy.endpoints.openai_chat import parse_request
-from proxy.errors import ProxyError, UnknownModel
+from proxy.errors import BadRequest, NotImplementedByProvider, ProxyError, UnknownModel, clip
 from proxy.http.clients import MAX_SESSION, client_name, header_session
 from proxy.http.routes import Call
 from proxy.pipeline import Answer
@@ -130,7 +130,18 @@ class OpenAIHandlers:
         if "no-cache" in headers.get("cache-control", "").lower():
             ctl = CacheControl(no_cache=True, ttl=ctl.ttl)
         assert runtime.pipeline is not None
-        return await runtime.pipeline.handle(req, ctl)
+        if kind == "chat":
+            return await runtime.pipeline.handle(req, ctl)
+        try:
+            return await runtime.pipeline.handle(req, ctl)
+        except NotImplementedByProvider as exc:
+            # The group's provider serves chat only: the client's mistake, and a 5xx would be
+            # retried by every SDK in vain.
+            raise BadRequest(
+                f"The model group '{clip(req.model)}' cannot serve /v1/{kind}: {exc.message}",
+                param="model",
+                code="unsupported_endpoint",
+            ) from None
 
 
 MAX_PAGE = 1000

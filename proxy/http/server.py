@@ -2,7 +2,8 @@
 
 `ProxyServer.run()` serves on its own event loop (headless in the main thread, or in the
 dashboard's thread worker); `stop()` may be called from any thread. On stop the proxy refuses
-new requests (503), finishes in-flight ones within GRACE seconds, then flushes usage.
+new requests (503), finishes in-flight ones within GRACE seconds, then flushes usage. Client
+connections are bounded by `connections.py` (timeouts, head size, a cap).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from typing import Any, TypeVar
 import uvicorn
 
 from proxy.http.app import create_app
+from proxy.http.connections import (
+    ClientLimits,
+    bounded_protocol,
+    default_max_connections,
+    raise_open_file_limit,
+)
 from proxy.http.routes import Route
 from proxy.runtime import Runtime
 
@@ -29,6 +36,9 @@ GC_THRESHOLD = 7000
 """Allocations between young-generation collections (Python's default is 700)."""
 GRACE = 20
 """Seconds in-flight requests get to finish on shutdown."""
+END_BEFORE = 2.0
+"""Seconds before GRACE runs out that requests still in flight are ended (a stream with an error
+event in its format), so each is answered and has its usage row before the store is flushed."""
 
 
 class _Server(uvicorn.Server):
@@ -43,14 +53,26 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._owner.runtime.draining = True  # event streams end, new requests get 503
-        await super().shutdown(sockets)
+        grace = self.config.timeout_graceful_shutdown or 0
+        late = max(grace - END_BEFORE, grace / 2)
+        ending = asyncio.get_running_loop().call_later(late, self._owner.end_requests)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            ending.cancel()
 
 
 class ProxyServer:
     """One listening proxy around a Runtime."""
 
     def __init__(
-        self, runtime: Runtime, host: str, port: int, *, routes: Sequence[Route] | None = None
+        self,
+        runtime: Runtime,
+        host: str,
+        port: int,
+        *,
+        routes: Sequence[Route] | None = None,
+        grace: int = GRACE,
     ) -> None:
         """Builds the app and the uvicorn server; nothing listens until `serve()`.
 
@@ -59,6 +81,7 @@ class ProxyServer:
             host: the address to listen on.
             port: the port; 0 picks a free one, set once bound.
             routes: the route table, when not `app.route_table(runtime)`.
+            grace: seconds in-flight requests get to finish on shutdown.
         """
         self.runtime = runtime
         self.host = host
@@ -66,20 +89,28 @@ class ProxyServer:
         self.started = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bind_error: OSError | None = None
-        self.app = create_app(runtime, routes)
+        self.app = create_app(runtime, routes, listen_host=host)
+        settings = runtime.config
+        raise_open_file_limit()  # before the default cap is derived from it
+        limits = ClientLimits(
+            read_timeout=settings.client_read_timeout,
+            idle_timeout=settings.client_idle_timeout,
+            max_connections=settings.max_client_connections or default_max_connections(),
+        )
+        self.limits = limits
+        """The bounds on client connections (read and idle timeouts, head size, the cap)."""
         config = uvicorn.Config(
             self.app,
             host=host,
             port=port,
             loop="auto",
-            http="auto",
+            http=bounded_protocol(limits, self.app.render),
             lifespan="on",
             log_config=None,
             access_log=False,
             proxy_headers=False,  # no X-Forwarded-* parsing: it cost ~3% per request
             server_header=False,
-            timeout_graceful_shutdown=GRACE,
-            timeout_keep_alive=30,
+            timeout_graceful_shutdown=grace,
         )
         self._server = _Server(config, self)
 
@@ -136,6 +167,13 @@ class ProxyServer:
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
             runner = asyncio.run
         runner(self.serve())
+
+    def end_requests(self) -> None:
+        """Ends the requests still in flight at the end of the drain (see END_BEFORE)."""
+        pipeline = self.runtime.pipeline
+        count = pipeline.end_requests() if pipeline is not None else 0
+        if count:
+            log.warning("shutting down: ended %d requests still in flight", count)
 
     def stop(self) -> None:
         """Asks the server to stop; safe from any thread."""

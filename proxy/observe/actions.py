@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, clip
 from proxy.events import CacheCleared, EventBus
 from proxy.providers.base import Provider
 from proxy.routing.keys import KeyPool
@@ -46,7 +46,8 @@ class AdminActions:
             self._bus.publish(CacheCleared(cleared))
             return {"cleared": cleared}
         if deployment is None or deployment not in self._pool.states:
-            raise BadRequest(f"unknown deployment id '{deployment}'", param="deployment")
+            shown = clip(deployment) if deployment is not None else None
+            raise BadRequest(f"unknown deployment id '{shown}'", param="deployment")
         if name == "reset":
             self._pool.reset(deployment)
         elif name in ("disable", "enable"):
@@ -58,5 +59,5 @@ class AdminActions:
             dep = self._pool.states[deployment].dep
             return await probe_deployment(client, self._providers[dep.wire], dep)
         else:
-            raise BadRequest(f"unknown action '{name}'", param="action")
+            raise BadRequest(f"unknown action '{clip(name)}'", param="action")
         return {"ok": True}

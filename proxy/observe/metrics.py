@@ -4,6 +4,7 @@ finished-request events, and deployment health gauges fed by the state snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -17,6 +18,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.events import RequestFinished
+from proxy.store.rollups import NameCap
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
@@ -26,7 +28,7 @@ HEALTH_STATES = ["ok", "failing", "cooling_down", "key_rejected", "disabled", "k
 class Metrics:
     """The proxy's metrics, in a registry of their own (no process-wide globals)."""
 
-    def __init__(self) -> None:
+    def __init__(self, known_groups: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -69,6 +71,9 @@ class Metrics:
         self._deployments: set[tuple[str, str]] = set()
         # Labelled children, looked up once: `.labels()` costs more than the increment itself.
         self._children: dict[tuple[str, ...], Any] = {}
+        # Every label value makes series that live forever: a wildcard group's invented names
+        # beyond a cap are counted as group="(other)".
+        self._group_name = NameCap(known_groups)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric._name, *labels)
@@ -79,7 +84,7 @@ class Metrics:
 
     def observe(self, ev: RequestFinished) -> None:
         """Counts one finished request (never raises for a well-formed event)."""
-        group = ev.group
+        group = self._group_name(ev.group)
         self._child(self.requests, group, ev.deployment or "", str(ev.status), ev.cache).inc()
         self._child(self.latency, group).observe(ev.latency_ms / 1000)
         if ev.stream and ev.ttft_ms is not None:

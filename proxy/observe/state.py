@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from proxy.observe.activity import Activity
 from proxy.observe.metrics import Metrics
 from proxy.routing.keys import KeyPool
 from proxy.scale.state import SharedState
+from proxy.secret import redact_url
 from proxy.store.cache import ResponseCache
 from proxy.store.usage import UsageLedger
 
@@ -44,8 +46,10 @@ class StateDocument:
         metrics: Metrics,
         bus: EventBus,
         shared: SharedState,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
+        self._scrub = scrub
         self._info = info
         self._pool = pool
         self._cache = cache
@@ -59,6 +63,11 @@ class StateDocument:
         """Returns the whole document (the usage rollup is read off the event loop)."""
         usage = await asyncio.to_thread(self._ledger.snapshot)
         deployments = self._pool.snapshot()
+        for dep in deployments:  # an api_base may carry credentials (https://user:pass@...)
+            if dep.get("api_base"):
+                dep["api_base"] = redact_url(str(dep["api_base"]))
+            if dep.get("last_error"):  # an upstream's error may echo an extra header's value
+                dep["last_error"] = self._scrub(str(dep["last_error"]))
         self._metrics.set_deployments(deployments)
         self._metrics.set_dropped_events(self._bus.dropped)
         return {

@@ -20,10 +20,16 @@ from typing import Protocol, runtime_checkable
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.providers.base import Provider, StreamDecoder, passes_through
-from proxy.routing.transport import TransportError, UpstreamClient, UpstreamResponse
+from proxy.providers.base import BinaryStreamDecoder, Provider, StreamDecoder, passes_through
+from proxy.routing.transport import (
+    MAX_BODY,
+    BodyTooLarge,
+    TransportError,
+    UpstreamClient,
+    UpstreamResponse,
+)
 from proxy.schema import ChatRequest, ChatResponse, Chunk, SSEEvent, Usage
-from proxy.sse import SSEDecoder, encode_event
+from proxy.sse import MAX_EVENT, EventTooLargeError, SSEDecoder, encode_event
 
 log = logging.getLogger("llmproxy")
 
@@ -71,11 +77,14 @@ class OpenStream:
             on_end(error, usage)
 
     async def batches(self, chunk_timeout: float) -> AsyncIterator[list[Chunk]]:
-        """Yields the chunks after `first`, each read bounded by `chunk_timeout` seconds.
+        """Yields the chunks after `first`, each read bounded by `chunk_timeout` seconds (an
+        empty batch is a keep-alive tick, see `ChatRequest.ping_after`).
 
         Raises:
             UpstreamError: the upstream failed, cut the stream, or went quiet too long.
         """
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
         while True:
             try:
                 async with asyncio.timeout(chunk_timeout):
@@ -83,14 +92,21 @@ class OpenStream:
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise UpstreamTimeout(
-                    f"{self.dep.provider} stream went quiet for {chunk_timeout:g}s",
-                    provider=self.dep.provider,
-                    key_id=self.dep.id,
-                ) from None
+                raise self._quiet(chunk_timeout) from None
             except TransportError as exc:
                 raise connection_error(self.dep, exc) from None
+            if batch:
+                heard = loop.time()
+            elif loop.time() - heard >= chunk_timeout:
+                raise self._quiet(chunk_timeout)
             yield batch
+
+    def _quiet(self, chunk_timeout: float) -> UpstreamTimeout:
+        return UpstreamTimeout(
+            f"{self.dep.provider} stream went quiet for {chunk_timeout:g}s",
+            provider=self.dep.provider,
+            key_id=self.dep.id,
+        )
 
     async def close(self) -> None:
         if self._closed:
@@ -176,7 +192,8 @@ async def open_stream(
                     response = None
                     return await open_stream(client, provider, req, dep, _left(budget, started))
                 raise provider.classify_error(dep, response.status_code, response.headers, body)
-            source = _decode(response, provider.open_stream(req, dep), native=native)
+            decoder = provider.open_stream(req, dep)
+            source = _decode(response, decoder, dep, native=native, idle=req.ping_after)
             first = await anext(source)
     except TimeoutError:
         await _abandon(source, response)
@@ -204,10 +221,18 @@ async def open_stream(
 
 
 def _native(provider: Provider, req: ChatRequest, dep: Deployment) -> bool:
-    """Whether `req` goes to `dep` in the client's own format (a pass-through)."""
-    if not passes_through(provider, req):
-        return False
-    return not isinstance(provider, NativeFallback) or provider.passes_through_on(req, dep)
+    """Whether `req` goes to `dep` in the client's own format (a pass-through). When it does
+    not, the translation the front door deferred (`ChatRequest.pending`) is made now.
+
+    Raises:
+        BadRequest: that translation failed (the client's body names an ill-typed field).
+    """
+    native = passes_through(provider, req) and (
+        not isinstance(provider, NativeFallback) or provider.passes_through_on(req, dep)
+    )
+    if not native:
+        req.settle()
+    return native
 
 
 def _lacks_native(
@@ -236,18 +261,52 @@ def _left(budget: float, started: float) -> float:
 
 
 async def _decode(
-    response: UpstreamResponse, decoder: StreamDecoder, *, native: bool = False
+    response: UpstreamResponse,
+    decoder: StreamDecoder,
+    dep: Deployment,
+    *,
+    native: bool = False,
+    idle: float | None = None,
 ) -> AsyncIterator[list[Chunk]]:
-    """Yields the chunks each network read completes (never an empty batch).
+    """Yields the chunks each network read completes; an empty batch only with `idle`, for
+    each `idle` seconds without a read once a batch was yielded (a keep-alive tick).
 
     With `native` (a pass-through), each event's own bytes ride on its first chunk (or on a
     data-less chunk when it makes none), so the client gets the upstream's stream as sent.
+
+    Raises:
+        UpstreamError: the stream grew past MAX_BODY bytes, or one event past MAX_EVENT.
     """
+    size = 0
+    if isinstance(decoder, BinaryStreamDecoder):  # not SSE: the decoder frames the bytes
+        async for data in response.aiter_bytes():
+            size += len(data)
+            if size > MAX_BODY:
+                raise _too_large(dep, f"a stream longer than {MAX_BODY >> 20} MiB")
+            if batch := decoder.feed_bytes(data):
+                yield batch
+            if decoder.done:
+                return
+        return
     sse = SSEDecoder()
     feed = _with_native(decoder) if native else decoder.feed
-    async for data in response.aiter_bytes():
-        batch = [chunk for event in sse.feed(data) for chunk in feed(event)]
+    started = False
+    reads = response.aiter_bytes() if idle is None else response.aiter_bytes(idle)
+    async for data in reads:
+        if not data:
+            if started:
+                yield []
+            continue
+        size += len(data)
+        if size > MAX_BODY:
+            raise _too_large(dep, f"a stream longer than {MAX_BODY >> 20} MiB")
+        try:
+            events = sse.feed(data)
+        except EventTooLargeError:
+            raise _too_large(dep, f"an event longer than {MAX_EVENT >> 20} MiB") from None
+        batch = [chunk for event in events for chunk in feed(event)]
         if batch:
+            started = True
             yield batch
         if decoder.done:
             return
@@ -284,8 +343,23 @@ async def _abandon(
         await response.aclose()
 
 
+def _too_large(dep: Deployment, what: str) -> UpstreamError:
+    """The error of an answer past the bounds (the rest is not read, nothing more is held)."""
+    return UpstreamError(
+        f"{dep.provider} sent {what}",
+        provider=dep.provider,
+        key_id=dep.id,
+        status=502,
+        retryable=True,
+        code="upstream_too_large",
+    )
+
+
 def connection_error(dep: Deployment, exc: TransportError) -> UpstreamError:
-    """Returns the retryable error for a refused, reset or cut connection (no URL, no key)."""
+    """Returns the retryable error for a refused, reset or cut connection (no URL, no key),
+    or for an answer longer than MAX_BODY."""
+    if isinstance(exc, BodyTooLarge):
+        return _too_large(dep, f"an answer longer than {MAX_BODY >> 20} MiB")
     kind = type(exc).__name__
     return UpstreamError(
         f"{dep.provider}: connection failed ({kind})",

@@ -18,6 +18,7 @@ from proxy.config.settings import RouterSettings
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
+from proxy.routing.policies import allowed_fails_for
 from proxy.routing.sessions import SessionMap
 from proxy.scale.state import LocalState, LocalStats, SharedState
 
@@ -287,7 +288,7 @@ class KeyPool:
             wait = err.retry_after if err.retry_after is not None else cooldown
             self._cool(st, min(MAX_COOLDOWN, max(wait, 0.001)), "429")
         elif (fails := len(st.fail_times) + self.shared.remote(st.dep.id).fails) > (
-            self.settings.allowed_fails
+            allowed_fails_for(self.settings.allowed_fails_policy, err, self.settings.allowed_fails)
         ):
             self._cool(st, cooldown, f"{fails} failures in a minute")
         else:

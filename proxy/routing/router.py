@@ -30,7 +30,9 @@ from proxy.errors import (
 )
 from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
+from proxy.routing.google_auth import GoogleTokens
 from proxy.routing.keys import DeploymentState, KeyPool
+from proxy.routing.policies import spent
 from proxy.routing.sessions import SessionMap
 from proxy.routing.transport import TransportError, UpstreamClient
 from proxy.schema import ChatRequest, ChatResponse, Usage
@@ -60,6 +62,8 @@ class Trace:
     fallback: str | None = None
     rate_limited: bool = True
     retry_after: float | None = None
+    current: Deployment | None = None
+    """The deployment of the latest attempt (what a request cancelled mid-attempt is billed to)."""
 
     def remaining(self, clock: Callable[[], float]) -> float:
         return float("inf") if self.deadline is None else self.deadline - clock()
@@ -89,6 +93,8 @@ class Router:
         self.pool = pool
         self._client = client
         self._providers = providers
+        self._tokens = GoogleTokens()
+        """Access tokens of the deployments that need one (`vertex_ai/`)."""
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -130,7 +136,10 @@ class Router:
         """
 
         async def attempt(st: DeploymentState, budget: float) -> tuple[ChatResponse, Deployment]:
-            resp = await complete(self._client, self._provider(st.dep), req, st.dep, budget)
+            provider = self._provider(st.dep)
+            resp = await self._tokens.run(
+                st.dep, budget, lambda dep: complete(self._client, provider, req, dep, budget)
+            )
             if resp.usage is not None:
                 self.pool.add_tokens(st, resp.usage.total_tokens)
             return resp, st.dep
@@ -145,7 +154,10 @@ class Router:
         """
 
         async def attempt(st: DeploymentState, budget: float) -> OpenStream:
-            opened = await open_stream(self._client, self._provider(st.dep), req, st.dep, budget)
+            provider = self._provider(st.dep)
+            opened = await self._tokens.run(
+                st.dep, budget, lambda dep: open_stream(self._client, provider, req, dep, budget)
+            )
             opened.on_end = partial(self._end_stream, st)
             return opened
 
@@ -274,6 +286,7 @@ class Router:
         # Not retried in this request: a deployment that timed out, or used its max_retries.
         barred: set[str] = set()
         per_dep: dict[str, int] = {}
+        kinds: dict[str, int] = {}  # failures per error kind, for retry_policy
         last: UpstreamError | None = None
         backoff = Backoff(BACKOFF_BASE, float("inf"), jitter=self._rng)
         attempts = 0
@@ -304,6 +317,7 @@ class Router:
             per_dep[dep.id] = per_dep.get(dep.id, 0) + 1
             timeout = min(dep.stream_timeout if stream else dep.timeout, remaining)
             self.pool.begin(st)
+            trace.current = dep
             started = self._clock()
             try:
                 result = await attempt(st, timeout)
@@ -316,12 +330,17 @@ class Router:
                 _note_failure(trace, err)
                 last = err
                 tried.add(dep.id)
+                if spent(self.config.router.retry_policy, err, kinds):
+                    break  # retry_policy: no more tries after this kind of error
                 budget = retries if dep.max_retries is None else dep.max_retries
                 if err.status == 504 or per_dep[dep.id] > budget:
                     barred.add(dep.id)
                 continue
-            except BaseException:
-                self.pool.release(st)
+            except BaseException as exc:
+                self.pool.release(st)  # never a failure of the deployment: no cooldown
+                if isinstance(exc, asyncio.CancelledError):
+                    elapsed = (self._clock() - started) * 1000
+                    trace.attempts.append(Attempt(dep.id, group, 499, "cancelled", elapsed))
                 raise
             elapsed = (self._clock() - started) * 1000
             trace.attempts.append(Attempt(dep.id, group, 200, "ok", elapsed))
@@ -447,6 +466,8 @@ def _reason(err: UpstreamError) -> str:
         return "key rejected"
     if err.status == 504:
         return "timeout"
+    if err.code == "upstream_too_large":
+        return "answer too large"
     if err.code == "upstream_connection":
         return err.message.split(": ", 1)[-1]
     return (err.type or "error").replace("_", " ")

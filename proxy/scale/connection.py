@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from proxy.secret import redact_url
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -57,13 +59,8 @@ class RedisTarget:
 
 
 def hide_password(url: str) -> str:
-    """Returns: `url` with the password of `scheme://user:password@host` replaced by `***`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, where = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{where}" if ":" in creds else url
+    """Returns: `url` with its credentials replaced by `***` (see `proxy.secret.redact_url`)."""
+    return redact_url(url)
 
 
 def prefix_for(namespace: str | None) -> str:

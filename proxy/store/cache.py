@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -94,6 +94,9 @@ class _LocalStore:
             self._remove(key)
         if size > self.max_bytes:
             return
+        # An exact-size copy: orjson's bytes keep a 4 KiB block each, so 10,000 small answers
+        # held 40 MiB while charged 5 MiB against max_bytes.
+        answer = replace(answer, body=bytes(memoryview(answer.body)))
         self._data[key] = _Entry(answer, expires, size)
         self.bytes += size
         while len(self._data) > self.max_entries or self.bytes > self.max_bytes:

@@ -35,6 +35,8 @@ PROVIDER_IDS: dict[str, str] = {
     "xai": "x-ai",
     "cerebras": "cerebras",
     "perplexity": "perplexity",
+    "gemini": "google",
+    "vertex_ai": "google",  # Google's table prices Claude on Vertex too
 }
 
 # Some prices depend on the date or the time of day (e.g. DeepSeek off-peak): a resolved

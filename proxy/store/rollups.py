@@ -5,11 +5,44 @@ document.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.events import RequestFinished
+
+OTHER = "(other)"
+"""The overflow bucket: every name beyond a NameCap's cap is counted under it."""
+MAX_NAMES = 500
+"""Distinct group (or client) names kept in the usage totals and the metric labels."""
+MAX_NAME_CHARS = 200
+"""A longer name (a wildcard group takes any) is cut to this many characters."""
+
+
+class NameCap:
+    """A bounded set of names: the configured ones and the first `cap` others seen are kept,
+    any later one becomes OTHER, so a client inventing names cannot grow memory. Thread-safe.
+    """
+
+    def __init__(self, keep: Iterable[str] = (), cap: int = MAX_NAMES) -> None:
+        # name -> the one str object kept for it: every row of the aggregates shares it, not
+        # one copy per request parsed from its body.
+        self._keep = {name: name for name in keep}
+        self._seen: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.cap = cap
+
+    def __call__(self, name: str) -> str:
+        """Returns: `name` (cut to MAX_NAME_CHARS) while there is room for it, else OTHER."""
+        name = name[:MAX_NAME_CHARS]
+        kept = self._keep.get(name) or self._seen.get(name)
+        if kept is not None:
+            return kept
+        with self._lock:
+            if len(self._seen) >= self.cap:
+                return OTHER
+            return self._seen.setdefault(name, name)
 
 
 @dataclass

@@ -13,14 +13,14 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from proxy.backoff import Backoff
 from proxy.events import RequestFinished
 from proxy.store import usage_sqlite as usage_store
-from proxy.store.rollups import LatencySample, SliceKey, Sums, rollup
+from proxy.store.rollups import LatencySample, NameCap, SliceKey, Sums, rollup
 from proxy.store.usage_sqlite import SqliteBackend, UsageBackend
 
 BATCH = 500
@@ -49,6 +49,7 @@ class UsageLedger:
         clock: Callable[[], float] = time.time,
         backend: UsageBackend | None = None,
         refresh_interval: float = 2.0,
+        known_groups: Iterable[str] = (),
     ) -> None:
         self.path = path
         self.backend: UsageBackend = backend or SqliteBackend(path)
@@ -74,6 +75,8 @@ class UsageLedger:
         self._sums: dict[SliceKey, Sums] = {}
         self._latencies: deque[LatencySample] = deque(maxlen=LATENCY_SAMPLE)
         self._hourly: dict[int, float] = {}
+        # Wildcard groups take any name: beyond a cap, new names are totalled as "(other)".
+        self._group_name = NameCap(known_groups)
 
     @property
     def ok(self) -> bool:
@@ -168,9 +171,10 @@ class UsageLedger:
         """Adds one request to the aggregates; the caller holds the lock."""
         day = usage_store.utc_day(ev.time)
         client = usage_store.client_of(ev)  # as stored, so reloaded rows land in the same slice
-        self._add_sums((ev.group, ev.deployment, day, client), Sums.of(ev))
+        group = self._group_name(ev.group)
+        self._add_sums((group, ev.deployment, day, client), Sums.of(ev))
         if ev.status < 400 and ev.cache != "hit":
-            self._latencies.append((ev.group, ev.deployment, day, client, ev.latency_ms))
+            self._latencies.append((group, ev.deployment, day, client, ev.latency_ms))
         hour = int(ev.time // 3600 * 3600)
         self._hourly[hour] = self._hourly.get(hour, 0.0) + (ev.cost or 0.0)
 
@@ -240,10 +244,12 @@ class UsageLedger:
             recent = [] if replace else list(self._latencies)
             if replace:
                 self._sums, self._hourly = {}, {}
+            name = self._group_name
             for grp, dep, day, client, *counts in sums:
-                self._add_sums((grp, dep, day, client or ""), Sums(*(c or 0 for c in counts)))
+                slice_key = (name(grp), dep, day, client or "")
+                self._add_sums(slice_key, Sums(*(c or 0 for c in counts)))
             self._latencies.clear()
-            self._latencies.extend(latencies)
+            self._latencies.extend((name(grp), *rest) for grp, *rest in latencies)
             self._latencies.extend(recent)
             for hour, cost in hourly:
                 self._hourly[int(hour)] = self._hourly.get(int(hour), 0.0) + float(cost)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import asyncpg  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from proxy.events import RequestFinished
-from proxy.scale.connection import hide_password
+from proxy.secret import redact_url
 from proxy.store.usage_sqlite import COLUMNS, as_row
+
+if TYPE_CHECKING:  # imported where used: the module loads without the [scale] extra
+    import asyncpg  # type: ignore[import-untyped]
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 3.0
@@ -74,8 +75,8 @@ class PostgresBackend:
         self._conn: asyncpg.Connection | None = None
 
     def describe(self) -> str:
-        """Returns: the URL with its password replaced by `***`."""
-        return hide_password(self.url)
+        """Returns: the URL with its password (and any secret query value) replaced by `***`."""
+        return redact_url(self.url)
 
     def open(self) -> None:
         """Connects and migrates. Raises: OSError, asyncpg errors, TimeoutError."""
@@ -137,6 +138,8 @@ class PostgresBackend:
 
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         if self._conn is None or self._conn.is_closed():
+            import asyncpg
+
             conn = await asyncpg.connect(
                 self.url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
             )

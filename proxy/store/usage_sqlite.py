@@ -4,7 +4,9 @@ that rebuild the in-memory aggregates at start. Used only by `UsageLedger`'s wri
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -95,7 +97,7 @@ def open_db(path: Path | None) -> sqlite3.Connection:
         sqlite3.Error: the file cannot be opened, is locked or is not a database.
     """
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path)
     target = ":memory:" if path is None else str(path)
     db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
@@ -107,6 +109,27 @@ def open_db(path: Path | None) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
+"""Usage rows name clients, sessions and virtual keys: only their owner reads them."""
+
+
+def make_private(path: Path) -> None:
+    """Creates the database file (and missing parents) readable by its owner only, and takes
+    group and other access off an existing file and its `-wal`/`-shm` (SQLite gives those the
+    database file's mode).
+
+    Raises:
+        OSError: a parent directory or the file cannot be created.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if part.stat().st_mode & 0o077:
+                part.chmod(PRIVATE_FILE)
 
 
 def as_row(ev: RequestFinished) -> tuple[Any, ...]:

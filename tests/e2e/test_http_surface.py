@@ -321,7 +321,11 @@ def test_body_over_the_limit_is_413(proxy, fake) -> None:
 
     with proxy.client() as c:
         try:
-            r = c.post("/v1/chat/completions", content=chunks())
+            r = c.post(
+                "/v1/chat/completions",
+                content=chunks(),
+                headers={"content-type": "application/json"},
+            )
         except httpx.WriteError:
             pass  # the proxy answered 413 and closed while we were still sending
         else:

@@ -84,6 +84,28 @@ class StreamErrorFirst:
 
 
 @dataclass(frozen=True)
+class StreamStall:
+    """A 200 stream that sends `after` content events, then neither sends nor closes until the
+    client goes away (or `seconds` pass); the fake notes when the client closed."""
+
+    after: int = 2
+    seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A 200 answer of raw bytes: the `head` pieces, then `piece` sent `repeat` times (no
+    terminator added). `sse`: chunked `text/event-stream`; else JSON with a Content-Length.
+    `pause`: seconds between the head and the rest (so they reach the client in two reads)."""
+
+    head: tuple[bytes, ...] = ()
+    piece: bytes = b""
+    repeat: int = 0
+    sse: bool = True
+    pause: float = 0.0
+
+
+@dataclass(frozen=True)
 class ContextTooLong:
     """400 with the vendor's real context-length message."""
 
@@ -108,6 +130,8 @@ Step = (
     | Drop
     | StreamCut
     | StreamErrorFirst
+    | StreamStall
+    | Raw
     | ContextTooLong
     | ToolLoop
 )
@@ -178,6 +202,19 @@ def stream_error_first(
 ) -> StreamErrorFirst:
     """A 200 SSE stream whose first event is an error of type `status_type`."""
     return StreamErrorFirst(message, status_type)
+
+
+def stream_stall(after: int = 2, seconds: float = 3600.0) -> StreamStall:
+    """Send `after` content events of a 200 stream, then hold the connection silently."""
+    return StreamStall(after, seconds)
+
+
+def raw(
+    *head: bytes, piece: bytes = b"", repeat: int = 0, sse: bool = True, pause: float = 0.0
+) -> Raw:
+    """A 200 answer of exactly these bytes: `head`, then after `pause` seconds `piece` `repeat`
+    times (generated as sent, so hundreds of MB cost the fake no memory)."""
+    return Raw(tuple(head), piece, repeat, sse, pause)
 
 
 def context_too_long() -> ContextTooLong:

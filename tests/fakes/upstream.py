@@ -14,6 +14,7 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -36,10 +37,12 @@ from tests.fakes.steps import (
     Hang,
     Overloaded,
     RateLimit,
+    Raw,
     Reply,
     Step,
     StreamCut,
     StreamErrorFirst,
+    StreamStall,
     ToolLoop,
     context_too_long,
     drop,
@@ -47,17 +50,19 @@ from tests.fakes.steps import (
     hang,
     overloaded,
     rate_limit,
+    raw,
     reply,
     stream_cut,
     stream_error_first,
+    stream_stall,
     tool_loop,
 )
 
 __all__ = [
     "DEFAULT_CONTENT", "ContextTooLong", "Drop", "Error", "FakeUpstream", "Hang", "Overloaded",
-    "RateLimit", "Reply", "Seen", "Step", "StreamCut", "StreamErrorFirst", "ToolLoop",
-    "context_too_long", "drop", "error", "hang", "overloaded", "rate_limit", "reply",
-    "stream_cut", "stream_error_first", "tool_loop",
+    "RateLimit", "Raw", "Reply", "Seen", "Step", "StreamCut", "StreamErrorFirst", "StreamStall",
+    "ToolLoop", "context_too_long", "drop", "error", "hang", "overloaded", "rate_limit", "raw",
+    "reply", "stream_cut", "stream_error_first", "stream_stall", "tool_loop",
 ]  # fmt: skip
 
 RESPONSES = "/v1/responses"
@@ -120,6 +125,7 @@ class FakeUpstream:
         self._stopping: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failure: BaseException | None = None
+        self._hangups: list[float] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -188,6 +194,7 @@ class FakeUpstream:
             self._queues.clear()
             self._default = Reply()
             self._seen.clear()
+            self._hangups.clear()
             self._stored.clear()
             self.rejected_keys.clear()
             self.responses_api = True
@@ -217,6 +224,32 @@ class FakeUpstream:
             if not self._arrived.wait_for(lambda: len(self._seen) >= count, timeout):
                 raise TimeoutError(f"{len(self._seen)} of {count} requests arrived")
             return list(self._seen)
+
+    @property
+    def hangups(self) -> list[float]:
+        """Returns: time.monotonic() of each moment a client closed a connection the fake was
+        holding open (a hang or a stalled stream), in order."""
+        with self._lock:
+            return list(self._hangups)
+
+    def wait_hangups(self, count: int = 1, timeout: float = 5.0) -> list[float]:
+        """Block until clients closed at least `count` held connections (see `hangups`).
+
+        Raises: TimeoutError when fewer did within `timeout` seconds.
+        """
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._hangups) >= count, timeout):
+                raise TimeoutError(f"{len(self._hangups)} of {count} held connections closed")
+            return list(self._hangups)
+
+    async def _hold(self, reader: asyncio.StreamReader, seconds: float) -> None:
+        """Waits for the client to close (noting when), at most `seconds`."""
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while await asyncio.wait_for(reader.read(65536), seconds):
+                pass  # anything the client still sends is ignored
+            with self._arrived:
+                self._hangups.append(time.monotonic())
+                self._arrived.notify_all()
 
     def _next_step(self, key: str | None) -> Step:
         with self._lock:
@@ -301,8 +334,15 @@ class FakeUpstream:
             if isinstance(step, Drop):
                 return False
             if isinstance(step, Hang):
-                with contextlib.suppress(TimeoutError):  # EOF: the client gave up
-                    await asyncio.wait_for(reader.read(), step.seconds)
+                await self._hold(reader, step.seconds)  # until the client gives up
+                return False
+            if isinstance(step, Raw):
+                await _write_raw(writer, step)
+                return False
+            if isinstance(step, StreamStall):
+                cut = _render(StreamCut(step.after), exchange, anthropic)
+                await write_answer(writer, cut, keep_alive=False)
+                await self._hold(reader, step.seconds)
                 return False
             if isinstance(step, ToolLoop):
                 step = turns.decide(step, exchange)
@@ -355,6 +395,33 @@ class FakeUpstream:
                 stored = set(self._stored)
             return responses_wire.validate(exchange, stored)
         return _invalid(req, seen, exchange, anthropic)
+
+
+async def _write_raw(writer: asyncio.StreamWriter, step: Raw) -> None:
+    """Writes a Raw step's bytes as they are made, so a huge answer costs no memory here."""
+    size = sum(map(len, step.head)) + len(step.piece) * step.repeat
+    if step.sse:
+        kind = "text/event-stream"
+        framing = "transfer-encoding: chunked"
+    else:
+        kind, framing = "application/json", f"content-length: {size}"
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\n{framing}\r\nconnection: close\r\n\r\n"
+    writer.write(head.encode())
+    for index, data in enumerate(_pieces(step)):
+        if index == len(step.head) and step.pause:
+            await asyncio.sleep(step.pause)
+        if data:
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data) if step.sse else data)
+            await writer.drain()
+    if step.sse:
+        writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
+def _pieces(step: Raw) -> Iterator[bytes]:
+    yield from step.head
+    for _ in range(step.repeat):
+        yield step.piece
 
 
 def _render(step: Step, exchange: Exchange, anthropic: bool) -> Answer:
