@@ -18,7 +18,7 @@ from proxy.config.settings import RouterSettings
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
-from proxy.routing.policies import allowed_fails_for
+from proxy.routing.policies import allowed_fails_for, error_kind
 from proxy.routing.sessions import SessionMap
 from proxy.scale.state import LocalState, LocalStats, SharedState
 
@@ -47,6 +47,8 @@ class DeploymentState:
     last_error: str | None = None
     last_error_at: float | None = None
     fail_times: deque[float] = field(default_factory=deque)
+    fail_kinds: deque[str] = field(default_factory=deque)
+    """LiteLLM's error kind of each of `fail_times` (for `allowed_fails_policy`)."""
     starts: deque[float] = field(default_factory=deque)
     tokens: deque[tuple[float, int]] = field(default_factory=deque)
     tokens_used: int = 0
@@ -57,9 +59,11 @@ class DeploymentState:
 
     def prune(self, now: float) -> None:
         edge = now - WINDOW
-        for q in (self.fail_times, self.starts):
-            while q and q[0] <= edge:
-                q.popleft()
+        while self.fail_times and self.fail_times[0] <= edge:
+            self.fail_times.popleft()
+            self.fail_kinds.popleft()
+        while self.starts and self.starts[0] <= edge:
+            self.starts.popleft()
         while self.tokens and self.tokens[0][0] <= edge:
             self.tokens_used -= self.tokens.popleft()[1]
 
@@ -280,6 +284,7 @@ class KeyPool:
         now = self._clock()
         st.prune(now)
         st.fail_times.append(now)
+        st.fail_kinds.append(kind := error_kind(err))
         cooldown = self.settings.cooldown_time
         if err.key_rejected:
             st.key_rejected = True
@@ -287,12 +292,21 @@ class KeyPool:
         elif err.status == 429:
             wait = err.retry_after if err.retry_after is not None else cooldown
             self._cool(st, min(MAX_COOLDOWN, max(wait, 0.001)), "429")
-        elif (fails := len(st.fail_times) + self.shared.remote(st.dep.id).fails) > (
+        elif (fails := self._fails(st, kind)) > (
             allowed_fails_for(self.settings.allowed_fails_policy, err, self.settings.allowed_fails)
         ):
             self._cool(st, cooldown, f"{fails} failures in a minute")
         else:
             self._publish(st, "failing", st.last_error)
+
+    def _fails(self, st: DeploymentState, kind: str) -> int:
+        """The failures in the last minute that count against `allowed_fails`: those of
+        `kind` when `allowed_fails_policy` names it (as LiteLLM counts them), else all of them,
+        the other instances' included."""
+        policy = self.settings.allowed_fails_policy
+        if policy and f"{kind}AllowedFails" in policy:
+            return st.fail_kinds.count(kind)
+        return len(st.fail_times) + self.shared.remote(st.dep.id).fails
 
     def _cool(self, st: DeploymentState, seconds: float, reason: str) -> None:
         st.cooldown_until = self._clock() + seconds
@@ -310,6 +324,7 @@ class KeyPool:
         st.cooldown_reason = None
         st.key_rejected = False
         st.fail_times.clear()
+        st.fail_kinds.clear()
         self._publish(st, "ok", "cooldown over")
 
     def reset(self, dep_id: str) -> None:
@@ -317,6 +332,7 @@ class KeyPool:
         st = self.states[dep_id]
         st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
         st.fail_times.clear()
+        st.fail_kinds.clear()
         self._publish(st, self.health(st), "reset by the operator")
         self.shared.on_clear(dep_id)
 
@@ -343,6 +359,7 @@ class KeyPool:
             return
         st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
         st.fail_times.clear()
+        st.fail_kinds.clear()
         self._publish(st, self.health(st), "reset on another instance")
 
     def local_stats(self) -> dict[str, LocalStats]:

@@ -553,6 +553,25 @@ async def test_allowed_fails_policy_sets_the_cooldown_threshold(make, upstream) 
     assert not parts.usable("a")
 
 
+async def test_allowed_fails_policy_counts_the_failures_of_its_kind(make, upstream) -> None:
+    doc = {
+        "model_list": [openai_dep("gpt", "a")],
+        "router_settings": {
+            "num_retries": 0,
+            "allowed_fails": 100,
+            "allowed_fails_policy": {"InternalServerErrorAllowedFails": 1},
+        },
+    }
+    parts = make(doc)
+    for reply in (error(504), error(504), error(500)):
+        upstream.script("a", reply)
+        await parts.failure(chat())
+    assert parts.usable("a")  # one 500 (the timeouts are another kind): within its 1
+    upstream.script("a", error(500))
+    await parts.failure(chat())
+    assert not parts.usable("a")
+
+
 def test_credentials_inside_an_api_base_disable_that_deployment_unprinted() -> None:
     doc = {
         "model_list": [
