@@ -173,6 +173,9 @@ class UpstreamRequest:
 class SSEEvent:
     event: str | None
     data: str
+    raw: bytes = field(default=b"", repr=False, compare=False)
+    """The event's bytes as received (line endings made LF, its blank line included), for a
+    pass-through to relay without encoding it again; b"" when it was not decoded from bytes."""
 
 
 def dumps(obj: Any) -> bytes:

@@ -90,7 +90,7 @@ def _parse_block(block: bytes | bytearray) -> SSEEvent | None:
             name = value.decode("utf-8", "replace")
     if not data and name is None:
         return None
-    return SSEEvent(name, "\n".join(data))
+    return SSEEvent(name, "\n".join(data), bytes(block) + b"\n\n")
 
 
 def encode(data: bytes) -> bytes:

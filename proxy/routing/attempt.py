@@ -318,7 +318,7 @@ async def _decode(
 def _with_native(decoder: StreamDecoder) -> Callable[[SSEEvent], list[Chunk]]:
     def feed(event: SSEEvent) -> list[Chunk]:
         chunks = decoder.feed(event)
-        raw = encode_event(event)
+        raw = event.raw or encode_event(event)
         if not chunks:
             return [Chunk(data=None, native=raw)]
         chunks[0] = replace(chunks[0], native=raw)
