@@ -89,6 +89,15 @@ class Deployment:
     def key_redacted(self) -> str:
         return self.key.redacted if self.key else "-"
 
+    def scrub(self, text: str) -> str:
+        """Returns `text` with this deployment's key and credentials redacted (an upstream, or
+        a proxy in front of it, may echo what it was sent)."""
+        for secret in (self.key, *self.credentials.values()):
+            value = secret.reveal() if secret is not None else ""
+            if secret is not None and value and value in text:
+                text = text.replace(value, secret.redacted)
+        return text
+
 
 @dataclass(frozen=True)
 class Config:

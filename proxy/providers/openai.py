@@ -177,8 +177,7 @@ class OpenAIProvider:
         self, dep: Deployment, status: int, headers: Mapping[str, str], body: bytes
     ) -> UpstreamError:
         message, etype, code, param = _error_fields(body, status)
-        if dep.key is not None:  # some upstreams echo the key they were sent
-            message = message.replace(dep.key.reveal(), dep.key.redacted)
+        message = dep.scrub(message)  # some upstreams echo the key they were sent
         lower = message.lower()
         context = status in (400, 413) and (
             code == "context_length_exceeded" or any(p in lower for p in _CONTEXT_PHRASES)

@@ -45,7 +45,7 @@ def classify_error(
     client as they are. The message never contains the deployment's key.
     """
     kind, message = _read_error(body)
-    message = _scrub(message or f"Anthropic answered HTTP {status}", dep)
+    message = dep.scrub(message or f"Anthropic answered HTTP {status}")
     lowered = message.lower()
     common: dict[str, Any] = {"provider": dep.provider, "key_id": dep.id, "status": status}
     if status in (401, 403) or status == 402 or any(m in lowered for m in _BILLING_MARKERS):
@@ -97,10 +97,3 @@ def _code(status: int, kind: str | None) -> str | None:
     if status == 529 or kind == "overloaded_error":
         return "overloaded"
     return kind
-
-
-def _scrub(message: str, dep: Deployment) -> str:
-    # Anthropic does not echo keys, but a proxy in between might; never pass one on.
-    if dep.key is not None and dep.key.reveal() and dep.key.reveal() in message:
-        message = message.replace(dep.key.reveal(), dep.key.redacted)
-    return message

@@ -85,9 +85,7 @@ def _error(
     rejected = kind in _KEY_REJECTED or status in (401, 403)
     retryable = rejected or kind in _RETRYABLE or status in (408, 429) or status >= 500
     context = status == 400 and any(p in message.lower() for p in _CONTEXT)
-    for secret in (dep.key, *dep.credentials.values()):
-        if secret is not None:
-            message = message.replace(secret.reveal(), secret.redacted)
+    message = dep.scrub(message)
     return UpstreamError(
         f"bedrock answered {status} {kind or 'error'}: {message}",
         provider=dep.provider,

@@ -55,7 +55,7 @@ def classify_error(
     error = _error_of(body)
     name = error.get("status") if isinstance(error.get("status"), str) else None
     message = error.get("message") if isinstance(error.get("message"), str) else ""
-    message = _scrub(message or _text(body) or f"Gemini answered HTTP {status}", dep)
+    message = dep.scrub(message or _text(body) or f"Gemini answered HTTP {status}")
     common: dict[str, Any] = {"provider": dep.provider, "key_id": dep.id, "status": status}
     if status in (401, 403) or _reasons(error) & _KEY_REASONS:
         return UpstreamError(
@@ -128,10 +128,3 @@ def _reasons(error: Mapping[str, Any]) -> set[str]:
 
 def _text(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace").strip()
-
-
-def _scrub(message: str, dep: Deployment) -> str:
-    # Google does not echo keys, but a proxy in between might; never pass one on.
-    if dep.key is not None and dep.key.reveal() and dep.key.reveal() in message:
-        message = message.replace(dep.key.reveal(), dep.key.redacted)
-    return message
