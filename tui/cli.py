@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib.metadata
 import logging
 import os
 import signal
@@ -20,8 +21,8 @@ from typing import NoReturn
 from proxy.config.loader import find_config, load_config, load_env_file
 from proxy.config.types import Config
 from proxy.errors import ConfigError
-from proxy.observe.log_format import SafeFormatter
-from proxy.store.usage_sqlite import PRIVATE_DIR, PRIVATE_FILE
+from proxy.observe.log_format import PrivateRotatingFileHandler, SafeFormatter
+from proxy.store.usage_sqlite import PRIVATE_DIR
 
 EXIT_OK, EXIT_CONFIG, EXIT_PORT = 0, 2, 3
 log = logging.getLogger("llmproxy")
@@ -44,6 +45,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("llmproxy-tui")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="llmproxy-tui",
@@ -59,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=4000, help="port to listen on (4000)")
     p.add_argument("--no-tui", action="store_true", help="headless server; logs to stderr")
     p.add_argument("--debug", action="store_true", help="log the request flow (never keys)")
-    p.add_argument("--log-file", help="also write the log to this file")
+    p.add_argument("--log-file", help="also write the log to this file (rotated at 10 MiB, 5 kept)")
+    p.add_argument("--version", action="version", version=f"llmproxy-tui {_version()}")
     p.add_argument("--usage-db", help="SQLite usage store (default ~/.llmproxy/usage.db)")
     p.add_argument(
         "--attach", metavar="URL", help="show the dashboard of a proxy running elsewhere (headless)"
@@ -218,9 +227,7 @@ def _setup_logging(args: argparse.Namespace, *, stream: bool) -> None:
         handlers.append(logging.StreamHandler(sys.stderr))
     if args.log_file:
         path = Path(args.log_file).expanduser()
-        # Created for its owner only: the log names clients, models and deployments.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, PRIVATE_FILE))
-        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+        handlers.append(PrivateRotatingFileHandler(str(path)))  # 0600, rotated by size
     fmt = SafeFormatter()
     root = logging.getLogger()
     for handler in handlers:

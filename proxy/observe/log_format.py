@@ -8,7 +8,10 @@ a newline in a client value can never start a line that looks like a record of i
 
 from __future__ import annotations
 
+import io
 import logging
+import logging.handlers
+import os
 import re
 from typing import Any
 
@@ -72,3 +75,23 @@ def _cut_args(args: Any) -> Any:
     if isinstance(args, dict):
         return {k: cut(v) if isinstance(v, str) else v for k, v in args.items()}
     return args
+
+
+LOG_FILE_BYTES = 10 * 1024 * 1024
+"""`--log-file` rotates at this size..."""
+LOG_FILE_BACKUPS = 5
+"""...keeping this many older files (`.1` the newest), so it never fills the disk."""
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log file whose every generation is created readable by its owner only
+    (the log names clients, models and deployments)."""
+
+    def __init__(
+        self, path: str, *, max_bytes: int = LOG_FILE_BYTES, backups: int = LOG_FILE_BACKUPS
+    ) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding=self.encoding)  # noqa: SIM115 - the handler closes it
