@@ -24,6 +24,7 @@ from proxy.observe.state import ServerInfo, StateDocument
 from proxy.pipeline import Pipeline
 from proxy.providers import registry
 from proxy.providers.base import Provider
+from proxy.routing.health_checks import HealthChecker
 from proxy.routing.keys import KeyPool
 from proxy.routing.router import Router
 from proxy.routing.transport import AiohttpClient, tls_rules
@@ -92,6 +93,8 @@ class Runtime:
             self.pool, self.cache, self.bus, self.providers, lambda: self.client
         )
         self.pipeline: Pipeline | None = None
+        self.health_checks: HealthChecker | None = None
+        """The background health checks (`general_settings.background_health_checks`)."""
 
     @property
     def listen(self) -> str:
@@ -136,9 +139,17 @@ class Runtime:
             async with asyncio.timeout(REDIS_START_WAIT):
                 await self.shared.wait_live()
         self.info.started_at = time.time()
+        if self.config.background_health_checks:
+            self.health_checks = HealthChecker(
+                self.pool, self.providers, self.client, self.config.health_check_interval
+            )
+            self.health_checks.start()
 
     async def close(self) -> None:
-        """Closes the client and the Redis links, and flushes every usage row still pending."""
+        """Stops the health checks, closes the client and the Redis links, and flushes every
+        usage row still pending."""
+        if self.health_checks is not None:
+            await self.health_checks.stop()
         if self.client is not None:
             await self.client.aclose()
         await self.shared.close()

@@ -195,6 +195,8 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         client_read_timeout=raw.general_settings.client_read_timeout,
         client_idle_timeout=raw.general_settings.client_idle_timeout,
         max_client_connections=raw.general_settings.max_client_connections,
+        background_health_checks=raw.general_settings.background_health_checks,
+        health_check_interval=raw.general_settings.health_check_interval,
         num_retries=2 if num_retries is None else num_retries,
         fallbacks=fallbacks,
         context_window_fallbacks=ctx,

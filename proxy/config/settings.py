@@ -191,6 +191,10 @@ class GeneralSettings(_Section):
     a slower one gets 408 and its connection is closed."""
     client_idle_timeout: float = Field(default=5, gt=0)
     """Seconds a connection with no request under way (new, or kept alive) stays open."""
+    background_health_checks: bool = False
+    """Probe every enabled deployment every `health_check_interval` seconds (the cheapest
+    key check its provider allows); a failing probe cools it down before a request meets it."""
+    health_check_interval: float = Field(default=300, gt=0)
     max_client_connections: int | None = Field(default=None, gt=0)
     """Client connections open at once. Past it a new connection closes the oldest idle or
     still-sending one, else gets 503. Default: from the open-file limit (at most 10,000)."""

@@ -129,6 +129,10 @@ class Config:
     max_client_connections: int | None = None
     """`general_settings.max_client_connections`; None: from the open-file limit."""
     callbacks: tuple[SpanSink, ...] = ()
+    background_health_checks: bool = False
+    """`general_settings.background_health_checks`: probe every deployment in the background."""
+    health_check_interval: float = 300.0
+    """`general_settings.health_check_interval`: seconds between two probes of a deployment."""
     """`litellm_settings.*callback*` asking for spans (otel, langfuse), resolved."""
 
     @property

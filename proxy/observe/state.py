@@ -66,8 +66,9 @@ class StateDocument:
         for dep in deployments:  # an api_base may carry credentials (https://user:pass@...)
             if dep.get("api_base"):
                 dep["api_base"] = redact_url(str(dep["api_base"]))
-            if dep.get("last_error"):  # an upstream's error may echo an extra header's value
-                dep["last_error"] = self._scrub(str(dep["last_error"]))
+            for name in ("last_error", "last_probe"):  # an upstream's error may echo a header
+                if dep.get(name):
+                    dep[name] = self._scrub(str(dep[name]))
         self._metrics.set_deployments(deployments)
         self._metrics.set_dropped_events(self._bus.dropped)
         return {

@@ -56,6 +56,11 @@ class DeploymentState:
     last_latency_at: float = 0.0
     held_until: float = 0.0
     """The cluster-wide rpm/tpm window is full until then (SharedState.reserve said so)."""
+    last_probe_at: float | None = None
+    """Wall time of the latest background health check (`routing/health_checks.py`)."""
+    last_probe: str | None = None
+    """Its result: `ok`, or the error in words."""
+    last_probe_ok: bool | None = None
 
     def prune(self, now: float) -> None:
         edge = now - WINDOW
@@ -327,14 +332,29 @@ class KeyPool:
         st.fail_kinds.clear()
         self._publish(st, "ok", "cooldown over")
 
-    def reset(self, dep_id: str) -> None:
-        """Clears a cooldown and the failure count (dashboard action)."""
+    def reset(self, dep_id: str, reason: str = "reset by the operator") -> None:
+        """Clears a cooldown and the failure count (dashboard action, a passing probe)."""
         st = self.states[dep_id]
         st.cooldown_until, st.cooldown_reason, st.key_rejected = 0.0, None, False
         st.fail_times.clear()
         st.fail_kinds.clear()
-        self._publish(st, self.health(st), "reset by the operator")
+        self._publish(st, self.health(st), reason)
         self.shared.on_clear(dep_id)
+
+    def probed(self, dep_id: str, detail: str, err: UpstreamError | None, *, proved: bool) -> None:
+        """Records a background health check: a failure counts as a request's would (it may
+        cool the deployment down); a passing check that `proved` the key ends a cooldown early,
+        except a 429's (listing models does not show the rate limit has room again)."""
+        st = self.states.get(dep_id)
+        if st is None:
+            return
+        st.last_probe_at = self._wall()
+        st.last_probe = "ok" if err is None else detail
+        st.last_probe_ok = err is None
+        if err is not None:
+            self.fail(st, err, release=False)
+        elif proved and st.cooldown_until > self._clock() and st.cooldown_reason != "429":
+            self.reset(dep_id, "health check passed")
 
     # ---- shared state (proxy/shared_state.py PoolView) ----
     def hold(self, st: DeploymentState, seconds: float) -> None:
@@ -430,6 +450,9 @@ class KeyPool:
             "fails_this_minute": len(st.fail_times),
             "last_error": st.last_error,
             "last_error_at": st.last_error_at,
+            "last_probe_at": st.last_probe_at,
+            "last_probe": st.last_probe,
+            "last_probe_ok": st.last_probe_ok,
             "weight": dep.weight,
             "order": dep.order,
             "sessions": self.sessions.count(dep.id) if self.sessions is not None else 0,
