@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from proxy.config.model_limits import bare_name, output_limit
 from proxy.config.types import Deployment
+from proxy.errors import BadRequest
 
 # OpenAI's reasoning models: they take max_completion_tokens only (max_tokens is a 400).
 _OPENAI_REASONING = re.compile(r"^(o1|o3|o4|gpt-5|codex-mini)")
@@ -137,3 +139,34 @@ def _asked_tokens(body: dict[str, Any]) -> int | None:
 
 def _positive_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+SHAPE_CHANGING = ("n", "logprobs", "top_logprobs", "modalities", "audio", "functions",
+                  "function_call")  # fmt: skip
+"""OpenAI parameters that would change the answer's shape, for upstreams that have none of
+them: dropped under drop_params, else a 400."""
+
+
+def refuse_shape_changing(body: Mapping[str, Any], drop_params: bool, vendor: str) -> None:
+    """Raises the 400 for a `SHAPE_CHANGING` parameter `vendor` cannot serve (harmless values,
+    such as `n: 1` or `modalities: ["text"]`, pass); nothing under `drop_params`.
+
+    Raises:
+        BadRequest: the first such parameter, named.
+    """
+    if drop_params:
+        return
+    for name in SHAPE_CHANGING:
+        value = body.get(name)
+        harmless = (
+            value in (None, False, 0, [], {})
+            or (name == "n" and value == 1)
+            or (name == "modalities" and value == ["text"])
+        )
+        if not harmless:
+            raise BadRequest(
+                f"{vendor} does not support the parameter '{name}'. Remove it, "
+                f"or set litellm_settings.drop_params: true to drop it.",
+                param=name,
+                code="unsupported_parameter",
+            )

@@ -15,6 +15,7 @@ import orjson
 from proxy.config.model_limits import known_max_output
 from proxy.errors import BadRequest
 from proxy.providers.anthropic.messages import Block, Turn, convert_messages
+from proxy.providers.openai_params import refuse_shape_changing
 
 JSON_TOOL = "json_output"
 """The forced tool that carries a `response_format` JSON answer."""
@@ -22,17 +23,6 @@ DEFAULT_MAX_TOKENS = 4096
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
 MIN_THINKING_BUDGET = 1024
 """Anthropic's smallest `thinking.budget_tokens`."""
-
-# Parameters that would change the answer's shape: dropped under drop_params, else a 400.
-_SHAPE_CHANGING = (
-    "n",
-    "logprobs",
-    "top_logprobs",
-    "modalities",
-    "audio",
-    "functions",
-    "function_call",
-)
 
 
 def build_body(
@@ -53,7 +43,7 @@ def build_body(
         BadRequest: a parameter Anthropic lacks that would change the answer's shape (unless
             `drop_params`), or a value that cannot be translated.
     """
-    _refuse_shape_changing(body, drop_params)
+    refuse_shape_changing(body, drop_params, "Anthropic")
     system, messages = convert_messages(body.get("messages"))
     out: dict[str, Any] = {"model": model, "messages": messages}
     if system:
@@ -85,23 +75,6 @@ def _thinks(model: str) -> bool:
     # Claude 3 and 3.5 models refuse `thinking`; reasoning_effort is then only a hint.
     name = model.lower().replace(".", "-")
     return not ("claude-3-" in name and "3-7" not in name)
-
-
-def _refuse_shape_changing(body: dict[str, Any], drop_params: bool) -> None:
-    for name in _SHAPE_CHANGING:
-        value = body.get(name)
-        harmless = (
-            value in (None, False, 0, [], {})
-            or (name == "n" and value == 1)
-            or (name == "modalities" and value == ["text"])
-        )
-        if not harmless and not drop_params:
-            raise BadRequest(
-                f"Anthropic does not support the parameter '{name}'. Remove it, "
-                f"or set litellm_settings.drop_params: true to drop it.",
-                param=name,
-                code="unsupported_parameter",
-            )
 
 
 def _sampling(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,22 +12,12 @@ from typing import Any
 
 from proxy.errors import BadRequest
 from proxy.providers.gemini.contents import convert_messages
+from proxy.providers.openai_params import refuse_shape_changing
 
 THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 """Gemini 2.5's `thinkingBudget` per OpenAI reasoning_effort."""
 MAX_STOP_SEQUENCES = 5
 """Gemini takes at most five stop sequences."""
-
-# Parameters that would change the answer's shape: dropped under drop_params, else a 400.
-_SHAPE_CHANGING = (
-    "n",
-    "logprobs",
-    "top_logprobs",
-    "modalities",
-    "audio",
-    "functions",
-    "function_call",
-)
 
 
 def build_body(
@@ -46,7 +36,7 @@ def build_body(
         BadRequest: a parameter Gemini lacks that would change the answer's shape (unless
             `drop_params`), or a value that cannot be translated.
     """
-    _refuse_shape_changing(body, drop_params)
+    refuse_shape_changing(body, drop_params, "Gemini")
     system, contents = convert_messages(body.get("messages"))
     out: dict[str, Any] = {"contents": contents}
     if system:
@@ -103,23 +93,6 @@ def embed_body(body: dict[str, Any], model: str) -> dict[str, Any]:
     if dims is not None:
         base["outputDimensionality"] = dims
     return {"requests": [{**base, "content": {"parts": [{"text": t}]}} for t in embed_texts(body)]}
-
-
-def _refuse_shape_changing(body: dict[str, Any], drop_params: bool) -> None:
-    for name in _SHAPE_CHANGING:
-        value = body.get(name)
-        harmless = (
-            value in (None, False, 0, [], {})
-            or (name == "n" and value == 1)
-            or (name == "modalities" and value == ["text"])
-        )
-        if not harmless and not drop_params:
-            raise BadRequest(
-                f"Gemini does not support the parameter '{name}'. Remove it, "
-                f"or set litellm_settings.drop_params: true to drop it.",
-                param=name,
-                code="unsupported_parameter",
-            )
 
 
 def _number(value: Any) -> float | None:
