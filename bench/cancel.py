@@ -13,21 +13,17 @@ import argparse
 import itertools
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import orjson
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import cli_command, free_port
+from fake_proxy import MASTER, headless_proxy
+
 from tests.fakes.upstream import FakeUpstream, hang, stream_stall
 
-MASTER = "sk-bench-master-0000000000"
 PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
 MODES = ("whole", "stream before its first chunk", "stream mid-way")
 
@@ -68,35 +64,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tries", type=int, default=100)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="llmproxy-cancel-"))
-    with FakeUpstream() as fake:
-        params = {"model": "openai/gpt-4o", "api_base": fake.openai_base, "api_key": "sk-up-0"}
-        entry = {"model_name": "g", "litellm_params": params}
-        config = tmp / "config.yaml"
-        config.write_text(
-            yaml.safe_dump({"model_list": [entry], "general_settings": {"master_key": MASTER}})
-        )
-        port = free_port()
-        cmd = [*cli_command(), "--no-tui", "--config", str(config), "--port", str(port),
-               "--usage-db", str(tmp / "usage.db")]  # fmt: skip
-        log = (tmp / "proxy.log").open("wb")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        times: dict[str, list[float]] = {mode: [] for mode in MODES}
-        try:
-            for _ in range(100):
-                try:
-                    if httpx.get(url + "/health/liveness").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            cases = itertools.cycle(itertools.product(MODES, PATHS))
-            for _, (mode, door) in zip(range(args.tries), cases, strict=False):
-                times[mode].append(one_try(port, fake, door, mode))
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with FakeUpstream() as fake, headless_proxy(fake, "llmproxy-cancel-") as (_proc, port):
+        cases = itertools.cycle(itertools.product(MODES, PATHS))
+        for _, (mode, door) in zip(range(args.tries), cases, strict=False):
+            times[mode].append(one_try(port, fake, door, mode))
     every = [t for ts in times.values() for t in ts]
     for mode, ts in times.items():
         print(f"{mode:30s} n={len(ts):3d}  p50 {statistics.median(ts) * 1000:7.2f} ms  "

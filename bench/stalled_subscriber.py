@@ -13,20 +13,17 @@ import asyncio
 import os
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import cli_command, free_port
+from fake_proxy import MASTER, headless_proxy
+
 from tests.fakes.upstream import FakeUpstream
 
-MASTER = "sk-bench-master-0000000000"
 BODY = {"model": "g", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5}
 
 
@@ -66,49 +63,24 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=2000, help="requests per round")
     p.add_argument("--workers", type=int, default=16, help="concurrent requests")
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="llmproxy-stalled-"))
-    with FakeUpstream() as fake:
-        params = {"model": "openai/gpt-4o", "api_base": fake.openai_base, "api_key": "sk-up-0"}
-        entry = {"model_name": "g", "litellm_params": params}
-        config = tmp / "config.yaml"
-        config.write_text(
-            yaml.safe_dump({"model_list": [entry], "general_settings": {"master_key": MASTER}})
-        )
-        port = free_port()
-        cmd = [*cli_command(), "--no-tui", "--config", str(config), "--port", str(port),
-               "--usage-db", str(tmp / "usage.db")]  # fmt: skip
-        log = (tmp / "proxy.log").open("wb")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with FakeUpstream() as fake, headless_proxy(fake, "llmproxy-stalled-") as (proc, port):
         url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    if httpx.get(url + "/health/liveness").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            asyncio.run(load(url, 300, args.workers))  # warm-up
-            results: dict[str, list[tuple[float, float]]] = {"base": [], "stalled": []}
-            for _ in range(args.rounds):
-                for mode in ("base", "stalled"):
-                    sub = stalled(port) if mode == "stalled" else None
-                    time.sleep(0.5)
-                    cpu0 = cpu_seconds(proc.pid)
-                    wall = asyncio.run(load(url, args.requests, args.workers))
-                    cpu = cpu_seconds(proc.pid) - cpu0
-                    if sub is not None:
-                        sub.close()
-                    results[mode].append((cpu * 1000 / args.requests, args.requests / wall))
-                    print(f"{mode:8s} cpu {results[mode][-1][0]:.3f} ms/req, "
-                          f"{results[mode][-1][1]:.0f} req/s", flush=True)  # fmt: skip
-            state = httpx.get(
-                url + "/llmproxy/state", headers={"authorization": f"Bearer {MASTER}"}
-            )
-            dropped = state.json()["server"]["events_dropped"]
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
+        asyncio.run(load(url, 300, args.workers))  # warm-up
+        results: dict[str, list[tuple[float, float]]] = {"base": [], "stalled": []}
+        for _ in range(args.rounds):
+            for mode in ("base", "stalled"):
+                sub = stalled(port) if mode == "stalled" else None
+                time.sleep(0.5)
+                cpu0 = cpu_seconds(proc.pid)
+                wall = asyncio.run(load(url, args.requests, args.workers))
+                cpu = cpu_seconds(proc.pid) - cpu0
+                if sub is not None:
+                    sub.close()
+                results[mode].append((cpu * 1000 / args.requests, args.requests / wall))
+                print(f"{mode:8s} cpu {results[mode][-1][0]:.3f} ms/req, "
+                      f"{results[mode][-1][1]:.0f} req/s", flush=True)  # fmt: skip
+        state = httpx.get(url + "/llmproxy/state", headers={"authorization": f"Bearer {MASTER}"})
+        dropped = state.json()["server"]["events_dropped"]
     base_cpu = statistics.median(r[0] for r in results["base"])
     st_cpu = statistics.median(r[0] for r in results["stalled"])
     base_rps = statistics.median(r[1] for r in results["base"])
