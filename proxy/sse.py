@@ -51,7 +51,13 @@ class SSEDecoder:
             buf, pos = data, 0
         events: list[SSEEvent] = []
         start = 0
-        while (end := buf.find(b"\n\n", pos)) >= 0:
+        find = buf.find
+        # A one-byte find (memchr) per line, not a find of b"\n\n": that scans JSON at about
+        # 0.4 GB/s (160 µs for a 59 KB Responses stream, against 7 µs this way).
+        while (end := find(b"\n", pos)) >= 0:
+            if buf[end + 1 : end + 2] != b"\n":
+                pos = end + 1
+                continue
             event = _parse_block(buf[start:end])
             if event is not None:
                 events.append(event)
@@ -67,6 +73,11 @@ class SSEDecoder:
         self._scan = max(rest - 1, 0)  # a blank line may straddle this read and the next
         return events
 
+    @property
+    def pending(self) -> bool:
+        """Part of an event (or a CR whose LF may follow) is held for the next read."""
+        return bool(self._buf) or self._cr
+
     def flush(self) -> list[SSEEvent]:
         """Returns a last event left without its blank line when the stream ended."""
         block, self._buf = bytes(self._buf), bytearray()
@@ -76,6 +87,23 @@ class SSEDecoder:
 
 
 def _parse_block(block: bytes | bytearray) -> SSEEvent | None:
+    """The event in one block (its blank line cut off), or None when it holds no field."""
+    # The shape every upstream sends, `data: …` alone or after `event: …`, is read without
+    # splitting the block into lines (an agent's Responses events run to 18 KB).
+    if block.startswith(b"event: "):
+        nl = block.find(b"\n")
+        if nl > 0 and block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1) < 0:
+            name = block[7:nl].decode("utf-8", "replace")
+            return SSEEvent(name, block[nl + 7 :].decode("utf-8", "replace"), bytes(block) + _END)
+    elif block.startswith(b"data: ") and block.find(b"\n") < 0:
+        return SSEEvent(None, block[6:].decode("utf-8", "replace"), bytes(block) + _END)
+    return _parse_lines(block)
+
+
+_END = b"\n\n"
+
+
+def _parse_lines(block: bytes | bytearray) -> SSEEvent | None:
     name: str | None = None
     data: list[str] = []
     for line in block.split(b"\n"):
@@ -91,6 +119,20 @@ def _parse_block(block: bytes | bytearray) -> SSEEvent | None:
     if not data and name is None:
         return None
     return SSEEvent(name, "\n".join(data), bytes(block) + b"\n\n")
+
+
+def whole_data_events(data: bytes) -> list[bytes] | None:
+    """Returns the payloads of `data` when it is only whole one-line `data: ` events (as the
+    pipeline writes its OpenAI stream), without decoding them; else None (the caller then
+    feeds `data` to an `SSEDecoder`)."""
+    if not data.startswith(b"data: ") or not data.endswith(b"\n\n") or b"\r" in data:
+        return None
+    payloads = data[:-2].split(b"\n\n")
+    for i, block in enumerate(payloads):
+        if not block.startswith(b"data: ") or b"\n" in block:
+            return None
+        payloads[i] = block[6:]
+    return payloads
 
 
 def encode(data: bytes) -> bytes:

@@ -232,6 +232,11 @@ async def _read(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> byte
     length = response.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(f"BodyTooLarge (over {limit // (1024 * 1024)} MiB)")
+    if length is not None:  # the usual case: one read of a known length, no chunk loop
+        try:
+            return await response.read()
+        except aiohttp.ClientError as exc:
+            raise _translate(exc) from None
     parts: list[bytes] = []
     size = 0
     try:

@@ -139,7 +139,7 @@ def passthrough_body(
     body = dict(client)
     body["model"] = model
     messages = body.get("messages")
-    if isinstance(messages, list) and any(_unsigned_thinking(m) for m in messages):
+    if isinstance(messages, list) and _any_unsigned_thinking(messages):
         body["messages"] = [_without_unsigned_thinking(m) for m in messages]
     limit = max_output or known_max_output(model)
     asked = body.get("max_tokens")
@@ -153,6 +153,22 @@ def passthrough_body(
             else:
                 body.pop("thinking")
     return body
+
+
+def _any_unsigned_thinking(messages: list[Any]) -> bool:
+    """`_unsigned_thinking` of any message, in plain loops (an agent's 40-message body made
+    some 140 generator calls per request)."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for block in content:
+                if (
+                    isinstance(block, dict)
+                    and block.get("type") == "thinking"
+                    and not block.get("signature")
+                ):
+                    return True
+    return False
 
 
 def _unsigned_thinking(message: Any) -> bool:
