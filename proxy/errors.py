@@ -190,7 +190,9 @@ class AllTargetsFailed(ProxyError):  # noqa: N818 - names from the design (STYLE
         rate_limited: bool = False,
         retry_after: float | None = None,
         last: ProxyError | None = None,
+        unusable: str | None = None,
     ) -> None:
+        """`unusable`: why no deployment could be tried, when it is known (a spent budget)."""
         self.attempts = list(attempts)
         statuses = [a.status for a in self.attempts]
         if rate_limited:
@@ -210,13 +212,13 @@ class AllTargetsFailed(ProxyError):  # noqa: N818 - names from the design (STYLE
         elif rate_limited:
             message += ": every deployment is at its rpm/tpm limit or rate limited"
         else:
-            message += ": none is usable right now (cooling down or disabled)"
+            message += f": {unusable or 'none is usable right now (cooling down or disabled)'}"
         headers = {}
         if status in (429, 503) and retry_after is not None:
             headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
         elif status == 429:
             headers["Retry-After"] = "1"
-        if self.attempts:
+        if self.attempts or unusable:
             # The proxy already retried: an SDK retrying on top would multiply the attempts.
             headers["x-should-retry"] = "false"
         super().__init__(message, status=status, type=_type_for(status), code=code, headers=headers)

@@ -9,9 +9,11 @@ are open at once (a new one closes the slowest), so clients that never read hold
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -85,6 +87,9 @@ class RequestFinished(Event):
     """The client, named from its User-Agent ("Claude Code", "Codex", "openai-python", ...)."""
     session: str | None = None
     """The agent session the request belongs to, when it named one."""
+    key_alias: str | None = None
+    """The virtual key that made the request: its `key_alias`, else its redacted name
+    (`sk-...abcd`); None for the master key or a proxy without one."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,30 @@ class DeploymentChanged(Event):
     health: str
     reason: str | None = None
     cooldown_until: float | None = None
+
+
+@dataclass(frozen=True)
+class BudgetCrossed(Event):
+    """A budget was reached, published once per crossing (per budget window), not per request.
+
+    The dashboard shows it as a notice, the log as a line, and alerting (Slack or a webhook)
+    posts it once.
+    """
+
+    time: float
+    scope: str
+    """"key" (a virtual key), "deployment" (`litellm_params.max_budget`) or "provider"
+    (`router_settings.provider_budget_config`)."""
+    name: str
+    """The key's alias (else its redacted name), the deployment id, or the provider."""
+    kind: str
+    """"soft_budget" (a key's soft budget, a warning) or "max_budget" (refused from now on)."""
+    spend: float
+    """USD spent in the current window."""
+    budget: float
+    """USD: the budget that was crossed."""
+    reset_at: float | None = None
+    """Unix time the window ends and the spend starts over; None when it never resets."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,7 @@ _TYPE_NAMES: dict[type, str] = {
     RequestStarted: "request_started",
     RequestFinished: "request_finished",
     DeploymentChanged: "deployment_changed",
+    BudgetCrossed: "budget_crossed",
     CacheCleared: "cache_cleared",
     UsageStoreChanged: "usage_store",
     LogRecord: "log",
@@ -192,6 +222,18 @@ class EventBus:
         self._dropped_gone = 0  # events dropped by subscribers that have since left
         self.max_subscribers = max_subscribers
         self.published = 0
+        self._listeners: tuple[Callable[[Event], None], ...] = ()
+
+    def listen(self, callback: Callable[[Event], None]) -> None:
+        """Calls `callback(event)` in the publisher's thread for every event published (not a
+        subscriber: no queue, not counted). It must be O(1) and never block; errors are
+        swallowed."""
+        with self._lock:
+            self._listeners = (*self._listeners, callback)
+
+    def unlisten(self, callback: Callable[[Event], None]) -> None:
+        with self._lock:
+            self._listeners = tuple(c for c in self._listeners if c != callback)
 
     def subscribe(self, maxlen: int = 10_000) -> Subscription:
         """Returns: a new subscription; at the cap, the slowest open one is closed first."""
@@ -228,6 +270,9 @@ class EventBus:
     def publish(self, event: Event) -> None:
         """Hands `event` to every subscriber. O(subscribers), never raises."""
         self.published += 1
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):  # a listener must never fail the publisher
+                listener(event)
         for sub in self._subs:  # the tuple is replaced, never mutated: safe without the lock
             if not sub.put(event):
                 self.unsubscribe(sub)

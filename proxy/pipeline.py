@@ -16,6 +16,7 @@ from functools import partial
 
 import orjson
 
+from proxy.access.book import Ticket, VirtualKeys
 from proxy.config.types import Deployment
 from proxy.endpoints.native import stream_error_event
 from proxy.errors import ProxyError, UpstreamError
@@ -33,6 +34,10 @@ PREVIEW_CHARS = 200
 MAX_KEPT = 4 * 1024 * 1024
 """Bytes of chunks kept to cache a streamed answer whole; a longer one streams on, uncached."""
 CLIENT_GONE = "the client went away"
+DEFAULT_MAX_TOKENS = 1000
+"""Output tokens a virtual key's reservation assumes when the request sets no maximum."""
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+MAX_RATE_ENTRIES = 1024
 
 
 @dataclass
@@ -101,6 +106,8 @@ class _Outcome:
     """The stream passes the upstream's own events through (see `Answer.native`)."""
     last_native: bytes | None = None
     """The last upstream event relayed as is (its numbering continues in an error event)."""
+    ticket: Ticket | None = None
+    """A virtual key's admission, settled once by `_report`."""
     """Keep the streamed chunks: only when the whole answer will be cached."""
 
 
@@ -117,8 +124,13 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        keys: VirtualKeys | None = None,
     ) -> None:
+        """`keys`: the virtual keys a non-master caller is admitted by (None: not served)."""
         self.router = router
+        self.keys = keys
+        self._rates: dict[str, tuple[float, float]] = {}
+        """Per group asked for: the highest USD per input and per output token (estimates)."""
         self.cache = cache
         self.prices = prices
         self._bus = bus
@@ -151,18 +163,24 @@ class Pipeline:
             asyncio.CancelledError: the serving task was cancelled (the client left); reported
                 as a 499 with the prompt's estimated tokens.
         """
-        self.router.resolve(req.model)  # unknown model: 404 before anything is counted
-        trace = self.router.trace(req)
+        router = self.router  # a config reload swaps it: this request keeps the one it began on
+        deps = router.resolve(req.model)  # unknown model: 404 before anything is counted
+        caller = req.caller
+        ticket = None
+        if caller is not None and not caller.master and self.keys is not None:
+            # 401/403/400 budget/429 before anything is counted; reserves the estimate.
+            ticket = await self.keys.admit(caller, req.model, self._estimate(req, deps))
+        trace = router.trace(req)
         started_wall = self._wall()
         req.created = req.created or int(started_wall)
-        out = _Outcome(trace)
+        out = _Outcome(trace, ticket=ticket)
         task = out.task = asyncio.current_task()
         if task is not None:
             self._serving.add(task)
         started = RequestStarted(req.request_id, started_wall, req.model[:200], req.stream)
         self._bus.publish(started)
         try:
-            return await self._serve(req, ctl, out, started_wall)
+            return await self._serve(req, ctl, out, started_wall, router)
         except asyncio.CancelledError:
             ended = self._cancelled(req, out, started_wall)
             if ended is None:
@@ -186,7 +204,12 @@ class Pipeline:
         return ended
 
     async def _serve(
-        self, req: ChatRequest, ctl: CacheControl, out: _Outcome, started_wall: float
+        self,
+        req: ChatRequest,
+        ctl: CacheControl,
+        out: _Outcome,
+        started_wall: float,
+        router: Router,
     ) -> Answer:
         trace = out.trace
         use_cache = self.cache is not None and (req.kind == "chat" or not req.stream)
@@ -203,9 +226,9 @@ class Pipeline:
         try:
             if req.stream:
                 req.neutral_chunks = bool(key) and not ctl.no_cache
-                opened = await self.router.open_stream(req, trace)
+                opened = await router.open_stream(req, trace)
             else:
-                resp, dep = await self.router.complete(req, trace)
+                resp, dep = await router.complete(req, trace)
         except ProxyError as err:
             out.status, out.error = err.status, err.message
             self._report(req, out, started_wall)
@@ -272,6 +295,45 @@ class Pipeline:
                 await report()
 
         return Answer(headers, stream=AnswerStream(relay(), report))
+
+    def forget_prices(self) -> None:
+        """Drops the per-group price maxima of the reservation estimate (a reload may have
+        repriced a group)."""
+        self._rates.clear()
+
+    def _estimate(self, req: ChatRequest, deps: list[Deployment]) -> float:
+        """USD to reserve for a virtual key's request: the prompt's estimated tokens at the
+        group's highest input price, plus its max tokens (1,000 when unset) at the highest
+        output price."""
+        rates = self._rates.get(req.model)
+        if rates is None:
+            rates = self._group_rates(req.model, deps)
+        body = req.native.body if req.pending is not None and req.native is not None else req.body
+        if req.pending is not None and req.native is not None:
+            prompt = max(1, len(orjson.dumps(body.get("messages") or body.get("input"))) // 4)
+        else:
+            prompt = estimate_prompt_tokens(req)
+        out = DEFAULT_MAX_TOKENS
+        for name in _MAX_TOKENS:
+            asked = body.get(name)
+            if asked is not None:
+                if isinstance(asked, int) and asked > 0:
+                    out = asked
+                break
+        return prompt * rates[0] + out * rates[1]
+
+    def _group_rates(self, model: str, deps: list[Deployment]) -> tuple[float, float]:
+        rate_in = rate_out = 0.0
+        for dep in deps:
+            upstream = dep.upstream_model(model) if dep.wildcard else None
+            cost_in = self.prices.cost(dep, Usage(1_000_000, 0, 1_000_000), model=upstream)
+            cost_out = self.prices.cost(dep, Usage(0, 1_000_000, 1_000_000), model=upstream)
+            rate_in = max(rate_in, (cost_in or 0.0) / 1_000_000)
+            rate_out = max(rate_out, (cost_out or 0.0) / 1_000_000)
+        if len(self._rates) >= MAX_RATE_ENTRIES:
+            self._rates.clear()  # wildcard groups take any name: stay bounded
+        self._rates[model] = (rate_in, rate_out)
+        return rate_in, rate_out
 
     def _cost(self, req: ChatRequest, dep: Deployment, usage: Usage) -> float | None:
         """Prices `usage`; a wildcard deployment is priced by the model it actually called."""
@@ -438,6 +500,10 @@ class Pipeline:
         if out.task is not None:
             self._serving.discard(out.task)
         usage = out.usage or Usage()
+        ticket, caller = out.ticket, req.caller
+        if ticket is not None and self.keys is not None:
+            out.ticket = None  # settled exactly once
+            self.keys.settle(ticket, out.cost, usage.prompt_tokens + usage.completion_tokens)
         dep = out.dep
         attempts = out.trace.attempts
         self._finish(
@@ -468,6 +534,7 @@ class Pipeline:
                 cached_tokens=usage.cached_tokens,
                 attempt_log=tuple(a.as_dict() for a in attempts),
                 preview=out.preview,
+                key_alias=None if caller is None or caller.master else caller.alias,
             )
         )
 

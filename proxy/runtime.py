@@ -10,20 +10,27 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from proxy.access.admin import KeyAdmin
+from proxy.access.book import VirtualKeys
+from proxy.access.shared import counters_for
+from proxy.config.changes import ConfigChanges, compare, keep_restart_settings
 from proxy.config.loader import require_package
 from proxy.config.settings import CacheParams, RouterSettings
+from proxy.config.source import ConfigSource
 from proxy.config.types import Config, Deployment
 from proxy.errors import ProxyError
 from proxy.events import EventBus, UsageStoreChanged
-from proxy.observe.actions import AdminActions
 from proxy.observe.activity import Activity
+from proxy.observe.alerts import Alerts, alert_targets
 from proxy.observe.metrics import Metrics
+from proxy.observe.reload import LiveScrubber, ReloadActions, Reloader
 from proxy.observe.state import ServerInfo, StateDocument
 from proxy.pipeline import Pipeline
 from proxy.providers import registry
 from proxy.providers.base import Provider
+from proxy.routing.budgets import Budgets, spend_reader
 from proxy.routing.health_checks import HealthChecker
 from proxy.routing.keys import KeyPool
 from proxy.routing.router import Router
@@ -31,11 +38,11 @@ from proxy.routing.transport import AiohttpClient, tls_rules
 from proxy.scale.connection import RedisTarget
 from proxy.scale.state import LocalState, SharedState
 from proxy.schema import Usage
-from proxy.secret import Scrubber
 from proxy.store.cache import ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.store.usage import UsageLedger
 from proxy.store.usage_sqlite import UsageBackend
+from proxy.store.virtual_keys import store_for
 
 if TYPE_CHECKING:
     from proxy.observe.otel import SpanExporter
@@ -48,7 +55,14 @@ REDIS_START_WAIT = 1.0
 class Runtime:
     """Everything one proxy instance holds; the HTTP app and the dashboard read it."""
 
-    def __init__(self, config: Config, *, usage_db: Path | None = None, listen: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        usage_db: Path | None = None,
+        listen: str = "",
+        source: ConfigSource | None = None,
+    ) -> None:
         self.config = config
         self.info = ServerInfo(listen)
         self.bus = EventBus()
@@ -66,15 +80,29 @@ class Runtime:
             known_groups=config.groups,
         )
         self.metrics = Metrics(config.groups)
+        self.virtual_keys, self.key_admin = _virtual_keys(config, usage_db, self.bus)
+        """Virtual keys and their management API: served only with a master key."""
+        url = config.database_url.reveal() if config.database_url else None
+        self.budgets = Budgets(
+            config.deployments,
+            config.router.provider_budget_config,
+            self.bus,
+            reader=spend_reader(usage_db, url),
+        )
+        """Deployment and provider budgets; the pool consults them only when one is set."""
+        if self.budgets.enabled:
+            self.pool.budgets = self.budgets
         self.providers: dict[str, Provider] = registry.build()
-        scrub = Scrubber(config.secrets).text
+        self.scrubber = LiveScrubber(config.secrets)
+        """Takes every configured key (the reloaded ones too) out of logs, errors, the state."""
+        scrub = self.scrubber.text
         self.span_exporters = _span_exporters(config)
         self.activity = Activity(
             self.bus,
             self.ledger,
             self.metrics,
             scrub=scrub,
-            sinks=[e.record for e in self.span_exporters],
+            sinks=[*(e.record for e in self.span_exporters), self.budgets.record],
         )
         self.state = StateDocument(
             config,
@@ -87,14 +115,22 @@ class Runtime:
             bus=self.bus,
             shared=self.shared,
             scrub=scrub,
+            virtual_keys=lambda: self.virtual_keys,
         )
+        self.metrics.key_snapshot = self._key_snapshot
         self.client: AiohttpClient | None = None
-        self.actions = AdminActions(
-            self.pool, self.cache, self.bus, self.providers, lambda: self.client
+        self.reloader = Reloader(source or _source_of(config), self.apply, scrub=scrub)
+        """Config reload: SIGHUP, POST /llmproxy/reload, the dashboard's key, a file change."""
+        self.state.reload_status = self.reloader.status
+        self.actions = ReloadActions(
+            self.reloader, self.pool, self.cache, self.bus, self.providers, lambda: self.client
         )
         self.pipeline: Pipeline | None = None
         self.health_checks: HealthChecker | None = None
         """The background health checks (`general_settings.background_health_checks`)."""
+        targets, self.alert_warnings = alert_targets(config)
+        self.alerts = Alerts(self.bus, targets)
+        """Budget crossings: a log line, and a POST to Slack or a webhook when configured."""
 
     @property
     def listen(self) -> str:
@@ -132,8 +168,16 @@ class Runtime:
         """Opens the shared HTTP client and the usage store; call on the serving loop."""
         self.client = AiohttpClient(tls=await asyncio.to_thread(tls_rules, self.config.deployments))
         router = Router(self.config, self.pool, self.client, self.providers)
-        self.pipeline = Pipeline(router, self.cache, self.prices, self.bus, self.activity.finish)
+        self.pipeline = Pipeline(
+            router, self.cache, self.prices, self.bus, self.activity.finish, keys=self.virtual_keys
+        )
         await asyncio.to_thread(self.ledger.start)
+        if self.virtual_keys is not None:
+            # The keys live in the usage file: let the ledger's first open (schema steps,
+            # prune) finish first, or the two race for the file's write lock at start.
+            await asyncio.to_thread(self.ledger.wait_opened, 2.0)
+            await self.virtual_keys.start()  # loads every key, in a thread
+        await self.budgets.start()  # reads the current windows' spend, in a thread
         await self.shared.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(REDIS_START_WAIT):
@@ -144,20 +188,80 @@ class Runtime:
                 self.pool, self.providers, self.client, self.config.health_check_interval
             )
             self.health_checks.start()
+        for warning in self.alert_warnings:
+            log.warning("config: %s", warning)
+        await self.alerts.start()
+        self.reloader.start()
 
     async def close(self) -> None:
         """Stops the health checks, closes the client and the Redis links, and flushes every
         usage row still pending."""
+        await self.reloader.stop()
         if self.health_checks is not None:
             await self.health_checks.stop()
+        await self.budgets.stop()
+        await self.alerts.stop()
         if self.client is not None:
             await self.client.aclose()
         await self.shared.close()
         if self.cache is not None and self.cache.shared is not None:
             await self.cache.shared.close()
+        if self.virtual_keys is not None:
+            await self.virtual_keys.close()  # writes the spend still pending
         await asyncio.to_thread(self.ledger.close)
         for exporter in self.span_exporters:
             await asyncio.to_thread(exporter.close)
+
+    async def apply(self, new: Config) -> ConfigChanges:
+        """Swaps a reloaded config in, on the serving loop, at once: new requests route on it,
+        requests in flight finish on the router they started with. Unchanged deployments keep
+        their state, the cache stays; settings read once at start keep their old values.
+
+        Returns:
+            What changed (the settings that need a restart named in `restart_needed`).
+        """
+        changes = compare(self.config, new)
+        config = keep_restart_settings(self.config, new)
+        for warning in (w for w in config.warnings if w not in self.config.warnings):
+            log.warning("config: %s", warning)
+        pool = self.pool.successor(config.deployments, config.router)
+        self.budgets.reload(config.deployments, config.router.provider_budget_config)
+        pool.budgets = self.budgets if self.budgets.enabled else None
+        self.scrubber.add(config.secrets)
+        self.metrics.known_groups(config.groups)
+        if self.pipeline is not None and self.client is not None:
+            self.pipeline.router = Router(config, pool, self.client, self.providers)
+            self.pipeline.forget_prices()
+        if self.virtual_keys is not None:
+            self.virtual_keys.use_aliases(config.aliases)
+        self.config, self.pool = config, pool
+        self.state.rebind(config, pool)
+        self.actions = ReloadActions(
+            self.reloader, pool, self.cache, self.bus, self.providers, lambda: self.client
+        )
+        await self._reload_health_checks(changes)
+        return changes
+
+    async def _reload_health_checks(self, changes: ConfigChanges) -> None:
+        """Points the background health checks at the new pool (or starts or stops them)."""
+        config, checks = self.config, self.health_checks
+        if checks is not None and not config.background_health_checks:
+            self.health_checks = None
+            await checks.stop()
+        elif checks is not None:
+            checks.interval = config.health_check_interval
+            fresh = {*changes.deployments_added, *changes.deployments_changed}
+            checks.use(self.pool, [self.pool.states[i].dep for i in fresh])
+        elif config.background_health_checks and self.client is not None:
+            self.health_checks = HealthChecker(
+                self.pool, self.providers, self.client, config.health_check_interval
+            )
+            self.health_checks.start()
+
+    def _key_snapshot(self) -> list[dict[str, Any]]:
+        """Returns: the virtual keys' snapshot (none without a master key)."""
+        book = self.virtual_keys
+        return book.snapshot() if book is not None else []
 
     def _usage_state(self, ok: bool, error: str | None) -> None:
         if not ok:
@@ -167,6 +271,14 @@ class Runtime:
     def _unit_price(self, dep: Deployment) -> float | None:
         """What a million tokens in and out cost on `dep` (for cost-based routing)."""
         return self.prices.cost(dep, Usage(1_000_000, 1_000_000, 2_000_000))
+
+
+def _source_of(config: Config) -> ConfigSource | None:
+    """The source a reload re-reads when none was given: the config's own file (its `.env`
+    variables then count as the real environment's)."""
+    if config.path is None:
+        return None
+    return ConfigSource(config.path, demo=config.demo)
 
 
 def _span_exporters(config: Config) -> list[SpanExporter]:
@@ -200,6 +312,20 @@ def _cache_target(config: Config, params: CacheParams) -> RedisTarget:
     return RedisTarget(
         router.redis_url, router.redis_host, router.redis_port, router.redis_password
     )
+
+
+def _virtual_keys(
+    config: Config, usage_db: Path | None, bus: EventBus
+) -> tuple[VirtualKeys | None, KeyAdmin | None]:
+    """Returns: the book of virtual keys and their admin, on the usage store (PostgreSQL with
+    `database_url`, else the usage file); (None, None) without a master key."""
+    if config.master_key is None:
+        return None, None
+    url = config.database_url.reveal() if config.database_url else None
+    book = VirtualKeys(
+        store_for(url, usage_db), bus, aliases=config.aliases, shared=counters_for(config.router)
+    )
+    return book, KeyAdmin(book.store, book, config)
 
 
 def _usage_backend(config: Config) -> UsageBackend | None:

@@ -49,6 +49,9 @@ class ChatRequest:
     ping_after: float | None = None
     """For a stream: after this many seconds of upstream silence (once it started) the
     pipeline yields b"" so the front door can send a keep-alive (Messages' `ping`)."""
+    caller: Any = None
+    """Who is calling (a `proxy.access.Caller`, set by the front door); None or the master's
+    caller: unlimited. Typed loosely: the core types cannot import the access layer."""
     pending: Callable[[], dict[str, Any]] | None = None
     """The translation of the client's own body into `body`, deferred while every deployment
     that may serve the request takes that body as sent (`body` is then a stub with `model`,

@@ -42,6 +42,8 @@ def print_check(config: Config) -> None:
         if policy:
             items = ", ".join(f"{k} {v}" for k, v in policy.items())
             print(f"{name}: {items}")
+    for name, budget in router.provider_budget_config.items():
+        print(f"provider {name} budget ${budget.budget_limit:g} per {budget.time_period}")
     for group, deps in config.groups.items():
         fallbacks = config.fallbacks.get(group)
         extra = f"  fallbacks -> {', '.join(fallbacks)}" if fallbacks else ""
@@ -75,6 +77,8 @@ def _deployment_line(dep: Deployment) -> str:
         line += f"; never sends {', '.join(dep.drop)}"
     if dep.drop_params is not None:
         line += f"; drop_params {str(dep.drop_params).lower()}"
+    if dep.max_budget is not None:
+        line += f"; budget ${dep.max_budget:g} per {dep.budget_duration or 'ever (never resets)'}"
     if dep.ssl_verify is False:
         line += "; TLS certificate NOT checked"
     elif isinstance(dep.ssl_verify, str):

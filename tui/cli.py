@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from proxy.config.loader import find_config, load_config, load_env_file
+from proxy.config.loader import find_config
+from proxy.config.source import ConfigSource
 from proxy.config.types import Config
 from proxy.errors import ConfigError
 from proxy.observe.log_format import PrivateRotatingFileHandler, SafeFormatter
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="llmproxy-tui",
         description="A fast LLM proxy (LiteLLM config compatible) with a terminal dashboard.",
+        epilog="also: `llmproxy-tui keys --help` (virtual keys), `llmproxy-tui spend --help` "
+        "(spend by key, group, client or day)",
     )
     p.add_argument(
         "--config",
@@ -89,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if (sub := _subcommand(argv)) is not None:  # `keys ...`, `spend ...`
+        at, name = sub
+        rest = argv[:at] + argv[at + 1 :]
+        if name == "keys":
+            from tui import keys_cli
+
+            return keys_cli.main(rest)
+        from tui import spend_cli
+
+        return spend_cli.main(rest)
     args = build_parser().parse_args(argv)
     if args.attach:
         from tui.launch import run_attach
@@ -122,6 +136,25 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(args, config)
 
 
+SUBCOMMANDS = ("keys", "spend")
+_VALUED = {"--config", "--env-file", "--host", "--port", "--log-file", "--usage-db", "--attach",
+           "--key", "--key-file"}  # fmt: skip
+
+
+def _subcommand(argv: list[str]) -> tuple[int, str] | None:
+    """Returns: (where, name) of a `keys` / `spend` subcommand in argv, after any global
+    options, or None."""
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _VALUED
+        else:
+            return (i, arg) if arg in SUBCOMMANDS else None
+    return None
+
+
 def _attach_key(args: argparse.Namespace) -> str | None:
     """Returns: the master key for --attach: --key-file, --key, $LLMPROXY_KEY, or
     $LITELLM_MASTER_KEY. --key is honoured with a warning: any user can read it in `ps`.
@@ -153,8 +186,9 @@ def _load(args: argparse.Namespace) -> Config:
     path, demo = find_config(args.config)
     if not demo and not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    load_env_file(path, args.env_file)
-    return load_config(path, demo=demo)
+    # The source remembers which variables its .env set, so a reload may change those.
+    args.config_source = source = ConfigSource(path, args.env_file, demo=demo)
+    return source.load()
 
 
 def _usage_db(args: argparse.Namespace) -> Path:
@@ -180,7 +214,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         )
         return EXIT_CONFIG
     try:
-        runtime = Runtime(config, usage_db=_usage_db(args))
+        runtime = Runtime(config, usage_db=_usage_db(args), source=args.config_source)
     except ConfigError as exc:  # e.g. a setting whose optional package is not installed
         print(f"llmproxy-tui: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -193,8 +227,25 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         return _run_headless(server, config)
     from tui.launch import run_local
 
+    # The dashboard's proxy serves off the main thread, so SIGHUP is caught here for it.
+    signal.signal(signal.SIGHUP, lambda *_: _on_sighup(server))
     label = "built-in demo config" if config.demo else str(config.path)
     return run_local(runtime, server, config_label=label, demo=config.demo)
+
+
+def _on_sighup(server: object) -> None:
+    """The dashboard's SIGHUP: a reload of its proxy, unless the terminal hung up (closed
+    window, lost ssh session): then it ends the process, as SIGHUP always did."""
+    from proxy.http.server import ProxyServer
+
+    assert isinstance(server, ProxyServer)
+    try:
+        os.tcgetpgrp(sys.__stdin__.fileno() if sys.__stdin__ else 0)
+    except (OSError, ValueError):  # EIO: the terminal is gone
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
+        return
+    server.reload_soon("SIGHUP")
 
 
 def _run_headless(server: object, config: Config) -> int:

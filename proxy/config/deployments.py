@@ -65,7 +65,19 @@ def build_deployments(
                 warnings.append(f"model_list[{i}] ({dep.id}): disabled: {dep.disabled_reason}")
             out.append(dep)
     _same_tls_per_base(out, where)
+    _budget_warnings(raw, out, warnings)
     return out
+
+
+def _budget_warnings(raw: RawConfig, deps: list[Deployment], warnings: list[str]) -> None:
+    """Warns about a provider budget no deployment is charged to (a misspelt provider)."""
+    providers = {d.provider for d in deps}
+    for name in raw.router_settings.provider_budget_config:
+        if name not in providers:
+            warnings.append(
+                f"router_settings.provider_budget_config.{name}: no deployment uses the "
+                f"provider '{name}' (providers here: {', '.join(sorted(providers)) or 'none'})"
+            )
 
 
 def _same_tls_per_base(deps: list[Deployment], where: str) -> None:
@@ -240,6 +252,8 @@ def _deployment(
         ssl_verify=_ssl_verify(raw, params, f"{where}: {at}.ssl_verify"),
         provider_params=cloud.params,
         credentials=cloud.credentials,
+        max_budget=params.max_budget,
+        budget_duration=params.budget_duration,
     )
 
 

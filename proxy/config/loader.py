@@ -197,6 +197,10 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         max_client_connections=raw.general_settings.max_client_connections,
         background_health_checks=raw.general_settings.background_health_checks,
         health_check_interval=raw.general_settings.health_check_interval,
+        alerting=tuple(raw.general_settings.alerting),
+        alerting_webhook_url=(
+            Secret(url) if (url := raw.general_settings.alerting_webhook_url) else None
+        ),
         num_retries=2 if num_retries is None else num_retries,
         fallbacks=fallbacks,
         context_window_fallbacks=ctx,

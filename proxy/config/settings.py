@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from proxy import durations
 
 Strategy = Literal[
     "simple-shuffle",
@@ -76,6 +78,16 @@ class LitellmParams(_Section):
     """Vertex AI: the region (`us-central1`, `global`; else VERTEXAI_LOCATION)."""
     vertex_credentials: str | dict[str, Any] | None = Field(default=None, repr=False)
     """Vertex AI: a service-account JSON file's path, or the JSON itself."""
+    max_budget: float | None = Field(default=None, ge=0)
+    """USD this deployment may spend per `budget_duration` window; past it the router skips
+    it until the window resets (see `proxy/routing/budgets.py`)."""
+    budget_duration: str | None = None
+    """LiteLLM's duration (`30s`, `1h`, `1d`, `30d`, `1mo`); None: the budget never resets."""
+
+    @field_validator("budget_duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return None if value is None else check_budget_duration(value)
 
 
 class ModelInfo(_Section):
@@ -111,6 +123,35 @@ class ModelGroupAlias(_Section):
     """Served, but left out of GET /v1/models."""
 
 
+class ProviderBudget(_Section):
+    """One entry of `router_settings.provider_budget_config` (LiteLLM's shape)."""
+
+    budget_limit: float = Field(ge=0)
+    """USD every deployment of the provider may spend together per `time_period`."""
+    time_period: str
+    """LiteLLM's duration: `1d`, `30d`, `1mo`, ..."""
+
+    @field_validator("time_period")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return check_budget_duration(value)
+
+
+def check_budget_duration(value: str) -> str:
+    """Returns `value` when it is a budget window LiteLLM's forms allow.
+
+    Raises:
+        ValueError: not a duration, or a month count that is not whole.
+    """
+    try:
+        amount, unit = durations.parse(value)
+    except durations.DurationError as exc:
+        raise ValueError(str(exc)) from None
+    if unit == "mo" and amount != int(amount):
+        raise ValueError(f"{value!r}: months must be a whole number (1mo, 2mo)")
+    return value
+
+
 class RouterSettings(_Section):
     routing_strategy: Strategy = "simple-shuffle"
     fallbacks: FallbackList | None = None
@@ -139,6 +180,9 @@ class RouterSettings(_Section):
     """Retries per error kind (LiteLLM's `RateLimitErrorRetries`, ...); see `policies.py`."""
     allowed_fails_policy: dict[str, int] | None = None
     """Failures per error kind before a cooldown (`RateLimitErrorAllowedFails`, ...)."""
+    provider_budget_config: dict[str, ProviderBudget] = {}
+    """USD per window per provider (LiteLLM's names: `openai`, `anthropic`, `azure`, ...):
+    past it every deployment of that provider is skipped until the window resets."""
 
 
 class CacheParams(_Section):
@@ -198,6 +242,14 @@ class GeneralSettings(_Section):
     max_client_connections: int | None = Field(default=None, gt=0)
     """Client connections open at once. Past it a new connection closes the oldest idle or
     still-sending one, else gets 503. Default: from the open-file limit (at most 10,000)."""
+    alerting: list[str] = []
+    """LiteLLM's alert channels: `slack` (posts to $SLACK_WEBHOOK_URL), `webhook` (posts the
+    event's JSON to $WEBHOOK_URL), or an http(s) URL (a webhook). Budget crossings are posted."""
+    alerting_threshold: float | None = Field(default=None, gt=0)
+    """LiteLLM's seconds before a request counts as slow or hanging (accepted; only budget
+    alerts are posted)."""
+    alerting_webhook_url: str | None = None
+    """A webhook that receives each alert's JSON (like an http(s) URL in `alerting`)."""
 
 
 class RawConfig(_Section):

@@ -68,6 +68,11 @@ class Deployment:
     credentials: Mapping[str, Secret] = field(default_factory=dict)
     """Provider credentials beyond `key`, by their litellm_params name (`azure_ad_token`,
     `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`)."""
+    max_budget: float | None = None
+    """`litellm_params.max_budget`: USD per `budget_duration` window; past it the router skips
+    this deployment until the window resets (`proxy/routing/budgets.py`)."""
+    budget_duration: str | None = None
+    """`litellm_params.budget_duration` (`1d`, `30d`, `1mo`); None: the budget never resets."""
 
     @property
     def wildcard(self) -> bool:
@@ -134,6 +139,10 @@ class Config:
     health_check_interval: float = 300.0
     """`general_settings.health_check_interval`: seconds between two probes of a deployment."""
     """`litellm_settings.*callback*` asking for spans (otel, langfuse), resolved."""
+    alerting: tuple[str, ...] = ()
+    """`general_settings.alerting`: `slack`, `webhook` or webhook URLs (budget alerts)."""
+    alerting_webhook_url: Secret | None = None
+    """`general_settings.alerting_webhook_url`: a webhook for alerts (a secret: never shown)."""
 
     @property
     def groups(self) -> dict[str, list[Deployment]]:

@@ -110,6 +110,9 @@ class AgentHandlers:
         usable Anthropic deployment (free), else an estimate from the body (4xx for an unknown
         model or a bad body, as for /v1/messages)."""
         model, estimate = anthropic_messages.count_tokens(call.body)
+        keys = self.runtime.virtual_keys
+        if keys is not None:
+            keys.check(call.caller, model)  # free, but only for the models the key may call
         router = self.runtime.serving_pipeline().router
         exact = await router.count_tokens(model, orjson.loads(call.body), self._forwarded(call))
         return Answer({"x-request-id": call.request_id}, body=exact or estimate)
@@ -153,6 +156,7 @@ class AgentHandlers:
     @staticmethod
     def _fill(req: ChatRequest, call: Call, door: str, native: NativeBody) -> None:
         req.request_id = call.request_id
+        req.caller = call.caller
         req.front_door = door
         req.native = native
         req.client = client_name(call.headers.get("user-agent", ""))

@@ -18,10 +18,12 @@ from proxy.http.agent_routes import AgentHandlers
 from proxy.http.auth import route_check
 from proxy.http.door import FrontDoor
 from proxy.http.health import HealthHandlers
+from proxy.http.key_routes import KeyHandlers
 from proxy.http.openai_routes import OpenAIHandlers
+from proxy.http.reload import ReloadHandlers
 from proxy.http.routes import Auth, LeanHandler, Route, RouteTable
+from proxy.http.spend_routes import SpendHandlers
 from proxy.runtime import Runtime
-from proxy.secret import Scrubber
 
 
 def route_table(runtime: Runtime) -> list[Route]:
@@ -68,11 +70,8 @@ def route_table(runtime: Runtime) -> list[Route]:
             json_body=True,
         ),
         Route("GET", v1("/models"), openai.models, Auth.KEY, wire),
-        *(
-            Route("GET", v1("/models/" + name), openai.model, Auth.KEY, wire)
-            for name in runtime.config.groups
-            if name and not name.endswith("/") and "{" not in name and "}" not in name
-        ),
+        # Any name after /models/ (slashes too), so groups a reload adds are found as well.
+        Route("GET", v1("/models/"), openai.model, Auth.KEY, wire, prefix=True),
         # What clients probe at start (Claude Code: HEAD /api/hello): HEAD carries no data.
         Route("HEAD", ROOT_PATHS, health.root_probe, Auth.NONE, wire),
         Route("GET", ROOT_PATHS, health.root, Auth.KEY, wire),
@@ -83,6 +82,23 @@ def route_table(runtime: Runtime) -> list[Route]:
         Route("GET", ("/llmproxy/events",), admin.events, Auth.MASTER, wire),
         Route("POST", ("/llmproxy/actions",), admin.actions, Auth.MASTER, wire, json_body=True),
         Route("GET", ("/metrics",), admin.metrics, Auth.MASTER, wire),
+        Route("POST", ("/llmproxy/reload",), ReloadHandlers(runtime).reload, Auth.MASTER, wire),
+        Route("GET", ("/llmproxy/spend",), SpendHandlers(runtime).spend, Auth.MASTER, wire),
+        *key_routes(KeyHandlers(runtime)),
+    ]
+
+
+def key_routes(keys: KeyHandlers) -> list[Route]:
+    """Returns: LiteLLM's virtual key management routes (FastAPI, OpenAI's error shape)."""
+    wire = openai_chat
+    return [
+        Route("POST", ("/key/generate",), keys.generate, Auth.MASTER, wire, json_body=True),
+        Route("GET", ("/key/info",), keys.info, Auth.OWN_KEY, wire),
+        Route("POST", ("/key/update",), keys.update, Auth.MASTER, wire, json_body=True),
+        Route("POST", ("/key/delete",), keys.delete, Auth.MASTER, wire, json_body=True),
+        Route("GET", ("/key/list",), keys.list, Auth.MASTER, wire),
+        Route("POST", ("/key/block",), keys.block, Auth.MASTER, wire, json_body=True),
+        Route("POST", ("/key/unblock",), keys.unblock, Auth.MASTER, wire, json_body=True),
     ]
 
 
@@ -120,7 +136,5 @@ def create_app(
 
     table = RouteTable(route_table(runtime) if routes is None else routes, openai_chat)
     config = runtime.config
-    check = route_check(config.master_key, listen_host, config.allowed_hosts)
-    return FrontDoor(
-        table, check, Scrubber(runtime.config.secrets), lifespan, allowed_ips=config.allowed_ips
-    )
+    check = route_check(config.master_key, listen_host, config.allowed_hosts, runtime.virtual_keys)
+    return FrontDoor(table, check, runtime.scrubber, lifespan, allowed_ips=config.allowed_ips)

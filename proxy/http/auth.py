@@ -12,49 +12,68 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from proxy.access import MASTER, Caller
+from proxy.access.book import VirtualKeys
 from proxy.errors import AuthError, ProxyError
 from proxy.secret import Secret
 
-KeyCheck = Callable[[Mapping[str, str]], None]
-"""Checks request headers (lower-case names); raises AuthError when they lack a valid key."""
+KeyCheck = Callable[[Mapping[str, str]], Caller]
+"""Checks request headers (lower-case names) and returns the caller (`access.MASTER` for the
+master key, or a virtual key's); raises AuthError when they lack a valid key."""
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 """The names a keyless proxy always answers to (with its listen address)."""
 ECHOED = 64
 """Characters of a refused Host or Origin echoed in the error."""
 
 
-def master_key_check(key: Secret | None) -> KeyCheck:
-    """Returns a check of `Authorization: Bearer`, `x-api-key` or `api-key` against `key`.
+def master_key_check(key: Secret | None, keys: VirtualKeys | None = None) -> KeyCheck:
+    """Returns a check of `Authorization: Bearer`, `x-api-key` or `api-key` against `key`,
+    then against the virtual keys in `keys`.
 
-    With no master key configured every request passes. The check raises AuthError when a
-    master key is set and the headers lack it.
+    With no master key configured every request passes (as the master). The check raises
+    AuthError (401) when a master key is set and the headers hold neither it nor a usable
+    virtual key (unknown: `invalid_api_key`, blocked: `key_blocked`, expired: `key_expired`).
+    The master key is compared first, so its requests never hash anything.
     """
 
-    def check(headers: Mapping[str, str]) -> None:
+    def check(headers: Mapping[str, str]) -> Caller:
         if key is None:
-            return
+            return MASTER
         given = headers.get("authorization")
         if given is not None:
             scheme, _, token = given.partition(" ")
             given = token.strip() if scheme.lower() == "bearer" else given.strip()
         else:
             given = headers.get("x-api-key") or headers.get("api-key")
-        if not given or not key.matches(given):
+        if not given:
             raise AuthError()
+        if key.matches(given):
+            return MASTER
+        caller = keys.identify(given) if keys is not None else None
+        if caller is None or keys is None:
+            raise AuthError()
+        keys.check(caller, None)  # blocked or expired: 401
+        return caller
 
     return check
 
 
-def route_check(key: Secret | None, listen_host: str, allowed_hosts: Iterable[str]) -> KeyCheck:
+def route_check(
+    key: Secret | None,
+    listen_host: str,
+    allowed_hosts: Iterable[str],
+    keys: VirtualKeys | None = None,
+) -> KeyCheck:
     """Returns the check of every route that needs a key.
 
     Args:
-        key: the master key; when set, it is the only gate.
+        key: the master key; when set, it and the virtual keys are the only gate.
         listen_host: the address the proxy listens on (a name it answers to).
         allowed_hosts: `general_settings.allowed_hosts`; `*` turns the browser guard off.
+        keys: the virtual keys (served only with a master key).
     """
     if key is not None:
-        return master_key_check(key)
+        return master_key_check(key, keys)
     names = {_normal(name) for name in (*LOOPBACK_NAMES, listen_host, *allowed_hosts)}
     if "*" in names:
         return master_key_check(None)
@@ -68,13 +87,14 @@ def browser_guard(names: frozenset[str]) -> KeyCheck:
     `Origin: null` (sandboxed frames, file pages) included.
     """
 
-    def check(headers: Mapping[str, str]) -> None:
+    def check(headers: Mapping[str, str]) -> Caller:
         host = headers.get("host")
         if host is not None and _host_name(host) not in names:
             raise _refused("Host", host, "host_not_allowed")
         origin = headers.get("origin")
         if origin is not None and _origin_name(origin) not in names:
             raise _refused("Origin", origin, "origin_not_allowed")
+        return MASTER
 
     return check
 

@@ -21,10 +21,12 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from proxy.access import MASTER, Caller
 from proxy.config.allowed_ips import Network, client_allowed
 from proxy.errors import BadRequest, ProxyError
 from proxy.http.auth import KeyCheck
 from proxy.http.routes import (
+    Auth,
     Call,
     LeanHandler,
     Message,
@@ -113,6 +115,7 @@ class FrontDoor:
         for route in table.routes:
             if not route.lean:
                 for path in route.paths:
+                    path = path + "{rest:path}" if route.prefix else path
                     self.api.add_api_route(path, route.handler, methods=[route.method])
         # FastAPI's router without its middleware stack, whose ServerErrorMiddleware would
         # answer an error itself and re-raise it: errors reach this door unrendered instead.
@@ -153,11 +156,11 @@ class FrontDoor:
         started = time.monotonic()
         answering = False
         try:
-            self._admit(route, headers)
+            caller = self._admit(route, headers)
             body = await _read_body(receive, headers)
             handler: LeanHandler = route.handler  # type: ignore[assignment]
             with ClientWatch(receive) as watch:  # the client leaving cancels the upstream call
-                answer = await handler(Call(scope["path"], headers, request_id, body))
+                answer = await handler(Call(scope["path"], headers, request_id, body, caller))
                 answering = True
                 if answer.stream is None:
                     await send_body(
@@ -196,22 +199,28 @@ class FrontDoor:
             await send(message)
 
         try:
-            self._admit(route, headers)
+            caller = self._admit(route, headers)
             scope["app"] = self.api
-            scope.setdefault("state", {})["request_id"] = request_id
+            state = scope.setdefault("state", {})
+            state["request_id"], state["caller"] = request_id, caller
             await self._fastapi(scope, _limited(receive), reply)
         except (_ClientGoneError, ClientDisconnect):
             return
         except Exception as exc:  # the edge: every error of a FastAPI route is rendered here
             await self._failed(send, route.wire, exc, answering, request_id, scope)
 
-    def _admit(self, route: Route, headers: Mapping[str, str]) -> None:
-        """Raises the route's 401 (403 from the browser guard), 415 or 413 before its handler.
+    def _admit(self, route: Route, headers: Mapping[str, str]) -> Caller:
+        """Raises the route's 401 (403 from the browser guard, or a virtual key on a master
+        key route), 415 or 413 before its handler.
 
-        Routes that need no key (the /health family) are not guarded either.
+        Returns:
+            The caller (`access.MASTER` on routes that need no key, which are not guarded).
         """
-        if route.needs_key:  # Auth.KEY and Auth.MASTER alike, until virtual keys are served
-            self._check(headers)
+        caller = MASTER
+        if route.needs_key:
+            caller = self._check(headers)
+            if route.auth is Auth.MASTER and not caller.master:
+                raise _master_only()
         if route.json_body:
             kind = headers.get("content-type")
             if kind is None or (kind != "application/json" and not _is_json(kind)):
@@ -222,6 +231,7 @@ class FrontDoor:
                 raise BadRequest("Invalid Content-Length header.")
             if int(length) > MAX_BODY:
                 raise _too_large()
+        return caller
 
     def render(
         self, method: str | None, path: str | None, err: ProxyError
@@ -263,6 +273,15 @@ class FrontDoor:
             return  # too late for an error answer; the server closes the connection
         headers = {**err.headers, "x-request-id": request_id}
         await send_body(send, status, body, headers, JSON_HEADERS)
+
+
+def _master_only() -> ProxyError:
+    return ProxyError(
+        "This route needs the master key; a virtual key may not call it.",
+        status=403,
+        type="permission_error",
+        code="master_key_required",
+    )
 
 
 def _ip_refused() -> ProxyError:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from proxy.errors import AuthError
 from proxy.http.auth import master_key_check
 from proxy.runtime import Runtime
-from proxy.secret import Scrubber, redact_url
+from proxy.secret import redact_url
 
 USABLE = ("ok", "failing")
 """Pool health values under which a deployment still takes requests."""
@@ -28,7 +28,7 @@ class HealthHandlers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._check = master_key_check(runtime.config.master_key)
-        self._scrub = Scrubber(runtime.config.secrets).text
+        self._scrub = runtime.scrubber.text  # it learns a reloaded config's keys
 
     async def health(self, request: Request) -> Response:
         """GET /health: 200 while any deployment is usable, else 503; with the master key,

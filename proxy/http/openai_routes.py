@@ -120,6 +120,7 @@ class OpenAIHandlers:
             call.body, kind, passed, drop_params=runtime.config.litellm.drop_params
         )
         req.request_id = call.request_id
+        req.caller = call.caller
         req.client = client_name(headers.get("user-agent", ""))
         session = header_session(headers) or req.body.get("prompt_cache_key")
         req.session = session[:MAX_SESSION] if isinstance(session, str) else None

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.access import MASTER, Caller
 from proxy.errors import ProxyError
 from proxy.pipeline import Answer
 
@@ -31,9 +32,11 @@ class Auth(enum.Enum):
     NONE = "none"
     """Anyone may call it (the /health family)."""
     KEY = "key"
-    """A client's key: the master key (a virtual key too, once those are served)."""
+    """A client's key: the master key or a virtual key."""
     MASTER = "master"
-    """The master key only (admin routes)."""
+    """The master key only (admin routes): a virtual key gets 403."""
+    OWN_KEY = "own_key"
+    """The master key, or a virtual key asking about itself (`/key/info`, as LiteLLM)."""
 
 
 class WireFormat(Protocol):
@@ -53,12 +56,15 @@ class Call:
     """The request headers the front door reads (`door.READ_HEADERS`), lower-case names."""
     request_id: str
     body: bytes
+    caller: Caller = MASTER
+    """Who is calling: the master key (or a proxy without one) or a virtual key."""
 
 
 LeanHandler = Callable[[Call], Awaitable[Answer]]
 """Answers a lean route; raises ProxyError for an answer in the route's error shape."""
 FastAPIHandler = Callable[[Request], Awaitable[Response]]
-"""A FastAPI endpoint; `request.state.request_id` holds the request id."""
+"""A FastAPI endpoint; `request.state.request_id` holds the request id, `request.state.caller`
+the caller."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class Route:
     per-request machinery cost about a fifth of the proxy's CPU per request there."""
     json_body: bool = False
     """The body must be JSON: a request naming another Content-Type gets 415."""
+    prefix: bool = False
+    """Each of `paths` ends in `/` and the route serves every path under it (`/v1/models/`
+    followed by any model name, slashes included); an exact route wins over a prefix."""
 
     @property
     def needs_key(self) -> bool:
@@ -99,7 +108,14 @@ class RouteTable:
         self.routes = tuple(routes)
         self.default_wire = default_wire
         self._by_path: dict[str, dict[str, Route]] = {}
+        self._prefixes: list[tuple[str, Route]] = []
         for route in self.routes:
+            if route.prefix:
+                for path in route.paths:
+                    if not path.endswith("/"):
+                        raise ValueError(f"a prefix route's path must end in /: {path}")
+                    self._prefixes.append((path, route))
+                continue
             for path in route.paths:
                 # FastAPI redirects a trailing slash to its route (307), as it always did.
                 for alias in (path,) if route.lean else (path, path + "/"):
@@ -111,7 +127,12 @@ class RouteTable:
     def get(self, method: str, path: str) -> Route | None:
         """Returns the route serving `method` on `path`, or None."""
         by_method = self._by_path.get(path)
-        return None if by_method is None else by_method.get(method)
+        if by_method is not None:
+            return by_method.get(method)
+        for start, route in self._prefixes:  # only on a miss: the hot routes are exact
+            if route.method == method and path.startswith(start) and len(path) > len(start):
+                return route
+        return None
 
     def miss(self, method: str, path: str) -> tuple[ProxyError, WireFormat]:
         """Returns the error for a request `get` found no route for, and its wire format.

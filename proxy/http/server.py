@@ -13,9 +13,10 @@ import concurrent.futures
 import gc
 import ipaddress
 import logging
+import signal
 import socket
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
@@ -151,9 +152,12 @@ class ProxyServer:
             len(config.groups),
             len(config.deployments),
         )
+        hup = _on_sighup(self.loop, self.reload_soon)
         try:
             await self._server.serve(sockets=[sock])
         finally:
+            if hup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             sock.close()
             if not self.started.is_set():
                 self.started.set()
@@ -175,6 +179,11 @@ class ProxyServer:
         if count:
             log.warning("shutting down: ended %d requests still in flight", count)
 
+    def reload_soon(self, trigger: str = "SIGHUP") -> None:
+        """Starts a config reload on the proxy's loop; safe from any thread (a signal handler)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.runtime.reloader.trigger, trigger)
+
     def stop(self) -> None:
         """Asks the server to stop; safe from any thread."""
         self._server.should_exit = True
@@ -184,6 +193,16 @@ class ProxyServer:
         if self.loop is None:
             raise RuntimeError("the proxy is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+def _on_sighup(loop: asyncio.AbstractEventLoop, reload: Callable[[], None]) -> bool:
+    """Makes SIGHUP reload the config; returns False off the main thread (the dashboard's
+    proxy, whose SIGHUP the CLI handles) or where there is no SIGHUP."""
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 def tune_gc() -> None:

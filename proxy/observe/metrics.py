@@ -4,7 +4,8 @@ finished-request events, and deployment health gauges fed by the state snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -18,11 +19,12 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.events import RequestFinished
-from proxy.store.rollups import NameCap
+from proxy.store.rollups import OTHER, NameCap
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
-HEALTH_STATES = ["ok", "failing", "cooling_down", "key_rejected", "disabled", "key_missing"]
+HEALTH_STATES = ["ok", "failing", "cooling_down", "key_rejected", "disabled", "key_missing",
+                 "budget_spent"]  # fmt: skip
 
 
 class Metrics:
@@ -68,6 +70,34 @@ class Metrics:
         self.dropped = Gauge(
             "llmproxy_events_dropped", "Events dropped by slow subscribers.", registry=r
         )
+        self.key_requests = Counter(
+            "llmproxy_key_requests", "Finished requests by virtual key (its alias, never the key).",
+            ["key_alias", "status"], registry=r,
+        )  # fmt: skip
+        self.key_cost = Counter(
+            "llmproxy_key_cost_usd", "Spend in USD by virtual key (its alias).", ["key_alias"],
+            registry=r,
+        )  # fmt: skip
+        self.key_spend = Gauge(
+            "llmproxy_key_spend_usd", "A virtual key's spend in its current budget window.",
+            ["key_alias"], registry=r,
+        )  # fmt: skip
+        self.key_max_budget = Gauge(
+            "llmproxy_key_max_budget_usd", "A virtual key's max_budget (absent: none).",
+            ["key_alias"], registry=r,
+        )  # fmt: skip
+        self.key_soft_budget = Gauge(
+            "llmproxy_key_soft_budget_usd", "A virtual key's soft_budget (absent: none).",
+            ["key_alias"], registry=r,
+        )  # fmt: skip
+        self.key_blocked = Gauge(
+            "llmproxy_key_blocked", "1 when the virtual key is blocked or expired.",
+            ["key_alias"], registry=r,
+        )  # fmt: skip
+        self.key_snapshot: Callable[[], list[dict[str, Any]]] | None = None
+        """Where `render` reads the virtual keys' budgets from (set by the runtime)."""
+        self._keys: set[str] = set()
+        self._key_name = NameCap()
         self._deployments: set[tuple[str, str]] = set()
         # Labelled children, looked up once: `.labels()` costs more than the increment itself.
         self._children: dict[tuple[str, ...], Any] = {}
@@ -99,6 +129,36 @@ class Metrics:
             self.cache_hits.inc()
         elif ev.cache == "miss":
             self.cache_misses.inc()
+        if ev.key_alias:
+            alias = self._key_name(ev.key_alias)
+            self._child(self.key_requests, alias, str(ev.status)).inc()
+            if ev.cost:
+                self._child(self.key_cost, alias).inc(ev.cost)
+
+    def set_virtual_keys(self, keys: list[dict[str, Any]]) -> None:
+        """Sets the budget gauges from the `virtual_keys` of the state document; keys no
+        longer listed are removed. Labelled by alias (else the redacted name), never the key."""
+        seen: set[str] = set()
+        gauges = (self.key_spend, self.key_max_budget, self.key_soft_budget, self.key_blocked)
+        for key in keys:
+            alias = self._key_name(str(key.get("alias") or key.get("key_name") or ""))
+            if alias == OTHER or alias in seen:
+                continue
+            seen.add(alias)
+            self.key_spend.labels(alias).set(float(key.get("spend") or 0.0))
+            self.key_blocked.labels(alias).set(int(bool(key.get("blocked") or key.get("expired"))))
+            for gauge, field in ((self.key_max_budget, "max_budget"),
+                                 (self.key_soft_budget, "soft_budget")):  # fmt: skip
+                if key.get(field) is not None:
+                    gauge.labels(alias).set(float(key[field]))
+                else:
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(alias)
+        for alias in self._keys - seen:
+            for gauge in gauges:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(alias)
+        self._keys = seen
 
     def set_deployments(self, states: list[dict[str, Any]]) -> None:
         """Sets the health and in-flight gauges from the `deployments` objects of the state
@@ -118,10 +178,16 @@ class Metrics:
             self.in_flight.remove(*labels)
         self._deployments = seen
 
+    def known_groups(self, names: Iterable[str]) -> None:
+        """Keeps a reloaded config's group names out of the cap on invented names."""
+        self._group_name = NameCap(names)
+
     def set_dropped_events(self, n: int) -> None:
         """Sets the dropped-events gauge."""
         self.dropped.set(n)
 
     def render(self) -> tuple[bytes, str]:
         """Returns: (the Prometheus text exposition, its content type)."""
+        if self.key_snapshot is not None:
+            self.set_virtual_keys(self.key_snapshot())
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.config.types import Config
 from proxy.events import EventBus
@@ -20,6 +20,14 @@ from proxy.store.cache import ResponseCache
 from proxy.store.usage import UsageLedger
 
 VERSION = "0.1.0"
+
+
+class KeyBook(Protocol):
+    """The virtual keys as the state document reads them (`proxy.access.book.VirtualKeys`)."""
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Returns: one dict per key (redacted name, spend, budgets, limits, ...)."""
+        ...
 
 
 @dataclass
@@ -47,7 +55,9 @@ class StateDocument:
         bus: EventBus,
         shared: SharedState,
         scrub: Callable[[str], str] = str,
+        virtual_keys: Callable[[], KeyBook | None] = lambda: None,
     ) -> None:
+        self._virtual_keys = virtual_keys
         self._config = config
         self._scrub = scrub
         self._info = info
@@ -58,10 +68,16 @@ class StateDocument:
         self._metrics = metrics
         self._bus = bus
         self._shared = shared
+        self.reload_status: Callable[[], dict[str, Any]] | None = None
+        """The `reload` section: the latest config reload (`observe/reload.py`)."""
 
     async def snapshot(self) -> dict[str, Any]:
         """Returns the whole document (the usage rollup is read off the event loop)."""
         usage = await asyncio.to_thread(self._ledger.snapshot)
+        spend = self._ledger.spend_snapshot()
+        book = self._virtual_keys()
+        keys = book.snapshot() if book is not None else []
+        self._metrics.set_virtual_keys(keys)
         deployments = self._pool.snapshot()
         for dep in deployments:  # an api_base may carry credentials (https://user:pass@...)
             if dep.get("api_base"):
@@ -78,7 +94,14 @@ class StateDocument:
             "cache": self._cache.snapshot() if self._cache else _no_cache(),
             "usage": usage,
             "recent": [ev.as_dict() for ev in list(self._activity.recent)],
+            "virtual_keys": keys,
+            "spend": spend,
+            "reload": self.reload_status() if self.reload_status is not None else None,
         }
+
+    def rebind(self, config: Config, pool: KeyPool) -> None:
+        """Reads a reloaded config and its key pool from now on."""
+        self._config, self._pool = config, pool
 
     def _server(self, deployments: list[dict[str, Any]]) -> dict[str, Any]:
         cfg, info, ledger = self._config, self._info, self._ledger

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from proxy.config.types import Deployment
 from proxy.providers.base import Provider
@@ -77,6 +77,22 @@ class HealthChecker:
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
             await self._sleep(gap)
+
+    def use(self, pool: KeyPool, fresh: Iterable[Deployment] = ()) -> None:
+        """Probes `pool` from now on (a config reload swapped it in); the `fresh` deployments
+        (added or changed) are probed at once instead of in the next round."""
+        self._pool = pool
+        if self._task is None:
+            return
+        for dep in fresh:
+            if not dep.disabled_reason and dep.wire in self._providers:
+                task = asyncio.get_running_loop().create_task(self._probe_when_free(dep))
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
+
+    async def _probe_when_free(self, dep: Deployment) -> None:
+        await self._slots.acquire()
+        await self._probe(dep)
 
     async def drain(self) -> None:
         """Waits for the probes under way (tests)."""

@@ -18,6 +18,8 @@ from proxy.config.settings import RouterSettings
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.events import DeploymentChanged, EventBus
+from proxy.routing.budgets import HEALTH as BUDGET_SPENT
+from proxy.routing.budgets import Budgets
 from proxy.routing.policies import allowed_fails_for, error_kind
 from proxy.routing.sessions import SessionMap
 from proxy.scale.state import LocalState, LocalStats, SharedState
@@ -99,10 +101,38 @@ class KeyPool:
         self.shared.bind(self)
         self.sessions = SessionMap(self.shared, clock=clock) if settings.sticky_sessions else None
         """Sticky sessions (None when `router_settings.sticky_sessions` is false)."""
+        self.budgets: Budgets | None = None
+        """Deployment and provider budgets (`routing/budgets.py`); a deployment whose budget is
+        spent is not usable until its window resets. None: no deployment has a budget."""
 
     def seed(self, value: int) -> None:
         """Re-seeds the random part of every strategy, for reproducible runs and tests."""
         self._rng.seed(value)
+
+    def successor(self, deployments: Iterable[Deployment], settings: RouterSettings) -> KeyPool:
+        """Returns the pool of a reloaded config. A deployment with the same id and the same
+        settings keeps its state object (cooldown, rpm/tpm windows, latency, in-flight count),
+        shared with the requests still in flight on this pool; a new or changed one starts
+        afresh. Sticky sessions and budgets carry over; the shared state binds to the new pool.
+        """
+        pool = KeyPool(
+            (),
+            settings,
+            self._bus,
+            price=self._price,
+            clock=self._clock,
+            wall=self._wall,
+            rng=self._rng,
+            shared=self.shared,
+        )
+        for dep in deployments:
+            old = self.states.get(dep.id)
+            same = old is not None and old.dep == dep
+            pool.states[dep.id] = old if same and old is not None else DeploymentState(dep)
+        if pool.sessions is not None and self.sessions is not None:
+            pool.sessions = self.sessions
+        pool.budgets = self.budgets
+        return pool
 
     # ---- choosing ----
     def usable(
@@ -211,6 +241,8 @@ class KeyPool:
             self._recover(st)
         if st.held_until > now:
             return False
+        if self.budgets is not None and self.budgets.spent(st.dep.id) is not None:
+            return False
         st.prune(now)
         dep = st.dep
         if dep.rpm is not None and len(st.starts) >= dep.rpm:
@@ -231,6 +263,10 @@ class KeyPool:
                 wait = max(wait, st.starts[0] + WINDOW - now)
             if dep.tpm is not None and st.tokens_used >= dep.tpm and st.tokens:
                 wait = max(wait, st.tokens[0][0] + WINDOW - now)
+            if self.budgets is not None and (spent := self.budgets.spent(dep.id)) is not None:
+                if spent.reset_at is None:
+                    continue  # never usable again
+                wait = max(wait, spent.reset_at - self._wall())
             waits.append(wait)
         return min(waits) if waits else None
 
@@ -411,6 +447,8 @@ class KeyPool:
             return "key_missing"
         if st.disabled:
             return "disabled"
+        if self.budgets is not None and self.budgets.spent(st.dep.id) is not None:
+            return BUDGET_SPENT
         if st.cooldown_until > now:
             return "key_rejected" if st.key_rejected else "cooling_down"
         if st.cooldown_until:
@@ -436,7 +474,7 @@ class KeyPool:
             "api_base": dep.api_base,
             "key": dep.key_redacted,
             "health": health,
-            "health_reason": dep.disabled_reason or st.cooldown_reason,
+            "health_reason": dep.disabled_reason or self._budget_reason(st) or st.cooldown_reason,
             "cooldown_until": wall + remaining if remaining else None,
             "cooldown_remaining_s": round(remaining, 1) if remaining else None,
             "in_flight": st.in_flight,
@@ -444,6 +482,7 @@ class KeyPool:
             "rpm_limit": dep.rpm,
             "tpm_used": st.tokens_used,
             "tpm_limit": dep.tpm,
+            "limit_frees_at": _limit_frees_at(st, now, wall),
             "latency_p50_ms": round(median(lat), 1) if lat else None,
             "requests": st.requests,
             "errors": st.errors,
@@ -456,8 +495,34 @@ class KeyPool:
             "weight": dep.weight,
             "order": dep.order,
             "sessions": self.sessions.count(dep.id) if self.sessions is not None else 0,
+            **(self.budgets.describe(dep.id) if self.budgets is not None else _NO_BUDGET),
         }
+
+    def _budget_reason(self, st: DeploymentState) -> str | None:
+        spent = self.budgets.spent(st.dep.id) if self.budgets is not None else None
+        return None if spent is None else spent.describe()
+
+
+_NO_BUDGET = {"budget": None, "budget_spend": None, "budget_reset_at": None, "budget_scope": None}
+"""The state document's budget fields of a deployment without a budget."""
 
 
 def _price_key(price: float | None) -> float:
     return float("inf") if price is None else price
+
+
+def _limit_frees_at(st: DeploymentState, now: float, wall: float) -> float | None:
+    """Returns the wall time a deployment at its rpm/tpm limit takes requests again (enough of
+    its counted requests or tokens leave the minute window, and the cluster's hold ended), or
+    None when it is not at a limit. `health()` pruned the window just before."""
+    dep, frees = st.dep, st.held_until if st.held_until > now else 0.0
+    if dep.rpm is not None and len(st.starts) >= dep.rpm:  # one below the limit frees it
+        frees = max(frees, st.starts[len(st.starts) - dep.rpm] + WINDOW)
+    if dep.tpm is not None and st.tokens_used >= dep.tpm:
+        used = st.tokens_used
+        for at, count in st.tokens:  # the oldest leave first
+            used -= count
+            if used < dep.tpm:
+                frees = max(frees, at + WINDOW)
+                break
+    return round(wall + frees - now, 1) if frees > now else None

@@ -12,6 +12,7 @@ If all fail, `AllTargetsFailed` lists every attempt by deployment id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from proxy.errors import (
 )
 from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
+from proxy.routing.google_auth import WIRES as TOKEN_WIRES
 from proxy.routing.google_auth import GoogleTokens
 from proxy.routing.keys import DeploymentState, KeyPool
 from proxy.routing.policies import spent
@@ -137,9 +139,12 @@ class Router:
 
         async def attempt(st: DeploymentState, budget: float) -> tuple[ChatResponse, Deployment]:
             provider = self._provider(st.dep)
-            resp = await self._tokens.run(
-                st.dep, budget, lambda dep: complete(self._client, provider, req, dep, budget)
-            )
+            if st.dep.wire in TOKEN_WIRES:  # an access token fetched first (Vertex AI)
+                resp = await self._tokens.run(
+                    st.dep, budget, lambda dep: complete(self._client, provider, req, dep, budget)
+                )
+            else:
+                resp = await complete(self._client, provider, req, st.dep, budget)
             if resp.usage is not None:
                 self.pool.add_tokens(st, resp.usage.total_tokens)
             return resp, st.dep
@@ -155,9 +160,14 @@ class Router:
 
         async def attempt(st: DeploymentState, budget: float) -> OpenStream:
             provider = self._provider(st.dep)
-            opened = await self._tokens.run(
-                st.dep, budget, lambda dep: open_stream(self._client, provider, req, dep, budget)
-            )
+            if st.dep.wire in TOKEN_WIRES:
+                opened = await self._tokens.run(
+                    st.dep,
+                    budget,
+                    lambda dep: open_stream(self._client, provider, req, dep, budget),
+                )
+            else:
+                opened = await open_stream(self._client, provider, req, st.dep, budget)
             opened.on_end = partial(self._end_stream, st)
             return opened
 
@@ -270,7 +280,17 @@ class Router:
             if group != req.model:
                 trace.fallback = group
             return result
-        raise _final_error(req.model, trace, last)
+        raise _final_error(req.model, trace, last, self._budget_note(trace, visited))
+
+    def _budget_note(self, trace: Trace, groups: set[str]) -> str | None:
+        """Why nothing was tried, when every deployment of the groups has a spent budget."""
+        if trace.attempts or self.pool.budgets is None:
+            return None
+        deps: set[str] = set()
+        for group in groups:
+            with contextlib.suppress(UnknownModel):
+                deps.update(d.id for d in self.resolve(group) if not d.disabled_reason)
+        return self.pool.budgets.note(sorted(deps))
 
     async def _run_group(
         self,
@@ -436,7 +456,9 @@ def _too_long_error(dep: Deployment) -> UpstreamError:
     )
 
 
-def _final_error(group: str, trace: Trace, last: UpstreamError | None) -> AllTargetsFailed:
+def _final_error(
+    group: str, trace: Trace, last: UpstreamError | None, unusable: str | None = None
+) -> AllTargetsFailed:
     """Returns the contract's exhaustion error for `trace`."""
     return AllTargetsFailed(
         group,
@@ -444,6 +466,7 @@ def _final_error(group: str, trace: Trace, last: UpstreamError | None) -> AllTar
         last=last,
         rate_limited=trace.rate_limited,
         retry_after=trace.retry_after,
+        unusable=unusable,
     )
 
 

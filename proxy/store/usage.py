@@ -21,6 +21,8 @@ from proxy.backoff import Backoff
 from proxy.events import RequestFinished
 from proxy.store import usage_sqlite as usage_store
 from proxy.store.rollups import LatencySample, NameCap, SliceKey, Sums, rollup
+from proxy.store.spend import RunningSpend, read_shared, read_sqlite
+from proxy.store.usage_postgres import PostgresBackend
 from proxy.store.usage_sqlite import SqliteBackend, UsageBackend
 
 BATCH = 500
@@ -77,6 +79,8 @@ class UsageLedger:
         self._hourly: dict[int, float] = {}
         # Wildcard groups take any name: beyond a cap, new names are totalled as "(other)".
         self._group_name = NameCap(known_groups)
+        self._spend = RunningSpend(known_groups)
+        """Spend by key, client, session and group (the state document's `spend`)."""
 
     @property
     def ok(self) -> bool:
@@ -92,6 +96,15 @@ class UsageLedger:
             self._wake.set()  # open the database at once
             self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
             self._thread.start()
+
+    def wait_opened(self, timeout: float) -> bool:
+        """Waits (blocking: call it in a thread) until the writer's first open of the store is
+        over, so others opening the same SQLite file at start do not race its schema steps.
+
+        Returns:
+            True when the first open is over (done or failed), False on timeout.
+        """
+        return self._thread is None or self._tried.wait(timeout)
 
     def record(self, ev: RequestFinished) -> None:
         """Queues one row and updates the aggregates. O(1); never blocks on I/O, never raises;
@@ -165,10 +178,19 @@ class UsageLedger:
         ]
         return out
 
+    def spend_snapshot(self) -> dict[str, Any]:
+        """The `spend` object of `GET /llmproxy/state` (see `RunningSpend.snapshot`); safe
+        from any thread."""
+        today = usage_store.utc_day(self._clock())
+        with self._lock:
+            return self._spend.snapshot(today)
+
     # --- aggregates -------------------------------------------------------------------------
 
-    def _fold(self, ev: RequestFinished) -> None:
+    def _fold(self, ev: RequestFinished, *, spend: bool = True) -> None:
         """Adds one request to the aggregates; the caller holds the lock."""
+        if spend:
+            self._spend.add(ev)
         day = usage_store.utc_day(ev.time)
         client = usage_store.client_of(ev)  # as stored, so reloaded rows land in the same slice
         group = self._group_name(ev.group)
@@ -240,7 +262,12 @@ class UsageLedger:
         sums = self.backend.load_sums()
         latencies = self.backend.load_latencies(LATENCY_SAMPLE)
         hourly = self.backend.load_hourly_cost(self._clock() - _DAY_S)
+        spend = self._stored_spend()
         with self._lock:
+            if spend is not None:  # None: this store cannot say, keep the sums seen here
+                if replace:
+                    self._spend.clear()
+                self._spend.load(spend)
             recent = [] if replace else list(self._latencies)
             if replace:
                 self._sums, self._hourly = {}, {}
@@ -255,7 +282,17 @@ class UsageLedger:
                 self._hourly[int(hour)] = self._hourly.get(int(hour), 0.0) + float(cost)
             if replace:
                 for ev in self._pending:
-                    self._fold(ev)
+                    self._fold(ev, spend=spend is not None)
+
+    def _stored_spend(self) -> list[tuple[Any, ...]] | None:
+        """Returns: the stored rows' spend sums (SQLite file), or None when not readable here."""
+        dims = ("key", "client", "session", "group")
+        if isinstance(self.backend, SqliteBackend):
+            path = self.backend.path
+            return None if path is None else read_sqlite(path, dims, 0.0) or []
+        if isinstance(self.backend, PostgresBackend):
+            return read_shared(self.backend, dims)
+        return None
 
     def _prune(self) -> None:
         now = self._clock()

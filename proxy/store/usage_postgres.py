@@ -40,7 +40,10 @@ _V2 = (  # as SQLite's v2: rows from before it came through Chat Completions, cl
     "ALTER TABLE requests ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE requests ADD COLUMN IF NOT EXISTS session TEXT NULL",
 )
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
+_V3 = (  # as SQLite's v3: the virtual key of each request; NULL for the master key
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS key_alias TEXT NULL",
+)
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
 """MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit a shipped one."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -57,6 +60,10 @@ WHERE status < 400 AND cache <> 'hit' ORDER BY time DESC LIMIT $1"""
 _HOURLY = """
 SELECT (FLOOR(time / 3600) * 3600)::bigint AS hour, COALESCE(SUM(cost), 0)::float8 FROM requests
 WHERE time >= $1 GROUP BY hour"""
+
+_SPEND = """
+SELECT deployment, provider, COALESCE(SUM(cost), 0)::float8 FROM requests
+WHERE time >= $1 AND deployment IS NOT NULL GROUP BY deployment, provider"""
 
 
 def is_postgres_url(url: str) -> bool:
@@ -124,6 +131,11 @@ class PostgresBackend:
     def load_hourly_cost(self, since: float) -> list[tuple[Any, ...]]:
         """Returns: (hour unix ts, cost) for rows at or after `since`."""
         return [tuple(r) for r in self._call(lambda c: c.fetch(_HOURLY, since))]
+
+    def spend_since(self, since: float) -> list[tuple[Any, ...]]:
+        """Returns: (deployment, provider, cost) summed over every instance's rows at or after
+        unix time `since` (what the deployment and provider budgets count). Blocking."""
+        return [tuple(r) for r in self._call(lambda c: c.fetch(_SPEND, since))]
 
     def _call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Runs `fn` on the connection (opened and migrated first if needed); any failure

@@ -19,13 +19,14 @@ COLUMNS = (
     "id", "time", "day", "grp", "deployment", "provider", "kind", "stream", "status",
     "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "cost_saved", "latency_ms",
     "ttft_ms", "cache", "attempts", "fallback", "error", "estimated",
-    "front_door", "client", "session",
+    "front_door", "client", "session", "key_alias",
 )  # fmt: skip
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 BUSY_TIMEOUT_MS = 200  # short: a locked file is retried by the writer loop, not waited on
 MAX_CLIENT_CHARS = 64
 MAX_SESSION_CHARS = 200
 """Client and session come from the request: a hostile one cannot grow the rows without bound."""
+MAX_ALIAS_CHARS = 200
 
 
 def utc_day(t: float) -> str:
@@ -59,9 +60,14 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN session TEXT NULL")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # The virtual key of each request (its alias, else its redacted name); NULL: the master key.
+    db.execute("ALTER TABLE requests ADD COLUMN key_alias TEXT NULL")
+
+
 # MIGRATIONS[n] takes a database at user_version n to n + 1. A schema change appends a
-# function here (v2 -> v3 next); never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+# function here (v3 -> v4 next); never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -140,6 +146,7 @@ def as_row(ev: RequestFinished) -> tuple[Any, ...]:
         ev.cost, ev.cost_saved, ev.latency_ms, ev.ttft_ms, ev.cache, ev.attempts, ev.fallback,
         ev.error, int(ev.tokens_estimated), ev.front_door, client_of(ev),
         ev.session[:MAX_SESSION_CHARS] if ev.session is not None else None,
+        ev.key_alias[:MAX_ALIAS_CHARS] if ev.key_alias is not None else None,
     )  # fmt: skip
 
 
@@ -281,3 +288,37 @@ class SqliteBackend:
     def load_hourly_cost(self, since: float) -> list[tuple[Any, ...]]:
         """See `load_hourly_cost`."""
         return load_hourly_cost(self._conn(), since)
+
+
+def spend_since(db: sqlite3.Connection, since: float) -> list[tuple[Any, ...]]:
+    """Returns: (deployment, provider, cost) summed over the rows at or after unix time
+    `since` that have a deployment (what the deployment and provider budgets count)."""
+    return db.execute(
+        """SELECT deployment, provider, TOTAL(cost) FROM requests
+           WHERE time >= ? AND deployment IS NOT NULL GROUP BY deployment, provider""",
+        (since,),
+    ).fetchall()
+
+
+def read_spend(path: Path | None, since: float) -> list[tuple[Any, ...]]:
+    """Reads `spend_since` from the usage file on a connection of its own, read-only (the
+    ledger's writer keeps its own; WAL lets both read). Blocking: call it in a thread.
+
+    Returns:
+        The rows of `spend_since`; none for an in-memory store, a file not created yet, or
+        one without the table yet.
+
+    Raises:
+        sqlite3.Error: the file cannot be read.
+    """
+    if path is None or not path.exists():
+        return []
+    uri = f"{path.resolve().as_uri()}?mode=ro"  # quoted: a path may hold `?` or `#`
+    db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        has_table = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+        ).fetchone()
+        return spend_since(db, since) if has_table else []
+    finally:
+        db.close()

@@ -173,7 +173,7 @@ def test_migration_from_v1_keeps_old_rows(pg_url: str) -> None:
         assert clients == {"": 1, "Codex": 1}
     finally:
         led.close()
-    assert fetch(pg_url, "SELECT version FROM llmproxy_schema")[0][0] == SCHEMA_VERSION == 2
+    assert fetch(pg_url, "SELECT version FROM llmproxy_schema")[0][0] == SCHEMA_VERSION == 3
     stored = fetch(pg_url, "SELECT id, front_door, client, session FROM requests ORDER BY id")
     assert [tuple(r) for r in stored] == [
         ("old-1", "chat", "", None),

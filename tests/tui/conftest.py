@@ -48,6 +48,7 @@ def deployment(dep_id, group, provider="openai", health="ok", **extra):
         "rpm_limit": 60,
         "tpm_used": 3400,
         "tpm_limit": 100_000,
+        "limit_frees_at": None,
         "latency_p50_ms": 420.0,
         "requests": 40,
         "errors": 1,
@@ -60,6 +61,10 @@ def deployment(dep_id, group, provider="openai", health="ok", **extra):
         "weight": 1.0,
         "order": 1,
         "sessions": 0,
+        "budget": None,
+        "budget_spend": None,
+        "budget_reset_at": None,
+        "budget_scope": None,
     }
     dep.update(extra)
     return dep
@@ -101,6 +106,7 @@ def finished(req_id, group="gpt-4o", dep="gpt-4o-1", status=200, at=NOW - 30, **
         "front_door": "chat",
         "client": "openai-python",
         "session": None,
+        "key_alias": None,
     }
     event.update(extra)
     return event
@@ -248,7 +254,59 @@ def state() -> dict[str, Any]:
             "spend_series": [[NOW - 3600 * i, (i % 5) * 0.01] for i in range(24, 0, -1)],
         },
         "recent": recent(),
+        "reload": None,  # no reload yet (see proxy/observe/reload.py for its fields)
+        "virtual_keys": [],  # none: the Budgets pane stays hidden (see virtual_key())
+        "spend": spend(),
     }
+
+
+def spend_row(dim: str, name: str, requests: int, cost: float) -> dict[str, Any]:
+    return {dim: name, "requests": requests, "tokens_in": requests * 100,
+            "tokens_out": requests * 300, "cost": cost}  # fmt: skip
+
+
+def spend() -> dict[str, Any]:
+    """The `spend` section: spend by virtual key, client, session and group."""
+    return {
+        "by_key": [spend_row("key", "(master)", 40, 0.77)],
+        "by_key_today": [spend_row("key", "(master)", 12, 0.21)],
+        "by_client": [spend_row("client", "Claude Code", 18, 0.40)],
+        "by_client_today": [spend_row("client", "Claude Code", 8, 0.15)],
+        "by_session": [spend_row("session", CLAUDE_SESSION, 18, 0.40)],
+        "by_session_today": [spend_row("session", CLAUDE_SESSION, 8, 0.15)],
+        "by_group": [spend_row("group", "gpt-4o", 30, 0.52)],
+        "by_group_today": [spend_row("group", "gpt-4o", 12, 0.21)],
+    }
+
+
+def virtual_key(alias: str | None, **extra: Any) -> dict[str, Any]:
+    """One entry of `virtual_keys`, as `proxy.access.book.VirtualKeys.snapshot()` makes it."""
+    key = {
+        "alias": alias,
+        "key_name": "sk-...9f2a",
+        "token": "5c1b2e8f0a3d",
+        "spend": 1.25,
+        "max_budget": 5.0,
+        "soft_budget": 4.0,
+        "budget_duration": "30d",
+        "budget_reset_at": NOW + 12 * 86400 + 4 * 3600,
+        "rpm_limit": 60,
+        "rpm": 12,
+        "tpm_limit": 100_000,
+        "tpm": 3400,
+        "max_parallel_requests": 4,
+        "in_flight": 0,
+        "reserved": 0.0,
+        "models": ["gpt-4o"],
+        "blocked": False,
+        "expires": None,
+        "expired": False,
+        "last_used": NOW - 185,
+        "created_at": NOW - 10 * 86400,
+        "metadata": {"team": "x"},
+    }
+    key.update(extra)
+    return key
 
 
 class FakeSource:
@@ -297,6 +355,14 @@ class FakeSource:
         if name == "clear_cache":
             return {"cleared": 12}
         return {"ok": True}
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path_factory, monkeypatch) -> Any:
+    """The dashboard's settings (the theme) in a fresh directory, never the user's."""
+    path = tmp_path_factory.mktemp("settings")
+    monkeypatch.setenv("LLMPROXY_TUI_CONFIG_DIR", str(path))
+    return path
 
 
 @pytest.fixture

@@ -75,7 +75,8 @@ def trouble() -> FakeSource:
     cooling down, key missing; and a cancelled request."""
     source = FakeSource()
     deps = source.state["deployments"]
-    deps.append(deployment("full-1", "gpt-4o", rpm_used=600, rpm_limit=600, key="…f011"))
+    deps.append(deployment("full-1", "gpt-4o", rpm_used=600, rpm_limit=600, key="…f011",
+                           limit_frees_at=NOW + 12))  # fmt: skip
     deps.append(
         deployment("bad-1", "claude", provider="anthropic", health="key_rejected", key="…dead",
                    last_error="401 authentication_error: invalid x-api-key (key …dead)",
@@ -87,6 +88,7 @@ def trouble() -> FakeSource:
 
 async def _pause_follow(pilot) -> None:
     source = pilot.app.source
+    await pilot.pause()  # the first rows are in before `k` moves up from the newest
     await pilot.press("2", "k")
     source.push(*[finished(f"new-{i}", at=NOW - 20 + i) for i in range(4)])
     pilot.app.refresh_data()
@@ -104,7 +106,7 @@ STATES = {
     "paused": (FakeSource, None),
     "stale": (FakeSource, None),
     "quit": (FakeSource, ["q"]),
-    "key_detail": (trouble, ["1", "g", "enter"]),
+    "key_detail": (trouble, ["1", "_", "g", "enter"]),  # the zoomed Keys laid out first
 }
 BEFORE = {"paused": _pause_follow, "stale": _disconnect}
 

@@ -54,6 +54,23 @@ class Pane(Vertical):
         super().__init__(id=self.PANE_ID, classes="pane")
         self.border_title = f"{self.KEY} {self.TITLE}"
 
+    def on_descendant_focus(self) -> None:
+        self.mark_focus()
+
+    def on_focus(self) -> None:  # a pane without a table (Cache) is focused itself
+        self.mark_focus()
+
+    def on_descendant_blur(self) -> None:
+        self.call_after_refresh(self.mark_focus)  # focus may stay within the pane
+
+    def on_blur(self) -> None:
+        self.call_after_refresh(self.mark_focus)
+
+    def mark_focus(self) -> None:
+        """Marks the focused pane in text too (`▶` in its border title; NO_COLOR shows it)."""
+        focused = self.has_focus or self.has_focus_within
+        self.border_title = f"{'▶ ' if focused else ''}{self.KEY} {self.TITLE}"
+
     def apply(self, frame: Frame) -> None:
         """Shows `frame`; called a few times a second inside `app.batch_update()`."""
 

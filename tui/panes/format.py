@@ -15,20 +15,37 @@ HEALTH_STYLES: dict[str, tuple[str, str, str]] = {
     "key_rejected": ("✖", "key rejected", "red"),
     "disabled": ("○", "disabled", "dim"),
     "key_missing": ("○", "key missing", "dim"),
+    "budget_spent": ("$", "budget spent", "red"),
 }
 
 
-HEALTH_ORDER = ("key_rejected", "failing", "cooling_down", "at_limit", "key_missing", "ok",
-                "disabled")  # fmt: skip
+HEALTH_ORDER = ("key_rejected", "failing", "budget_spent", "cooling_down", "at_limit",
+                "key_missing", "ok", "disabled")  # fmt: skip
 """Keys are listed bad first."""
 
 
 def at_limit(dep: dict[str, Any]) -> bool:
-    """Whether a usable deployment is at its rpm or tpm limit (its group may answer 429/503)."""
+    """Whether a usable deployment is at its rpm or tpm limit (its group may answer 429/503),
+    or held back by the cluster's window (`limit_frees_at` set)."""
     rpm, tpm = dep.get("rpm_limit"), dep.get("tpm_limit")
     return dep.get("health") == "ok" and bool(
-        (rpm and dep.get("rpm_used", 0) >= rpm) or (tpm and dep.get("tpm_used", 0) >= tpm)
+        (rpm and dep.get("rpm_used", 0) >= rpm)
+        or (tpm and dep.get("tpm_used", 0) >= tpm)
+        or dep.get("limit_frees_at")
     )
+
+
+def remaining(dep: dict[str, Any], now: float) -> float | None:
+    """Returns the seconds until the deployment takes requests again: its cooldown's, or, at its
+    rpm/tpm limit, until the minute window frees a slot (`limit_frees_at`); None if unknown."""
+    if health_state(dep) == "at_limit":
+        frees = dep.get("limit_frees_at")
+        return max(0.0, frees - now) if frees else None
+    if dep.get("health") == "budget_spent":  # until the budget's window resets
+        resets = dep.get("budget_reset_at") or dep.get("cooldown_until")
+        return max(0.0, resets - now) if resets else None
+    until = dep.get("cooldown_until")
+    return until - now if until else dep.get("cooldown_remaining_s")
 
 
 def health_state(dep: dict[str, Any]) -> str:
@@ -152,11 +169,17 @@ def bar(used: int, limit: int | None, width: int = 4) -> Text:
     return out
 
 
-def health(state: str, remaining: float | None) -> Text:
-    """Returns the health label; a cooldown shows its countdown (`cooling down 12s`)."""
+def health(state: str, remaining: float | None, *, short: bool = False) -> Text:
+    """Returns the health label; a cooldown shows its countdown (`cooling down 12s`), a key at
+    its rpm/tpm limit when the window frees it (`at limit · frees in 12s`; `short`, for 80
+    columns: `at limit 12s`)."""
     icon, label, style = HEALTH_STYLES.get(state, ("?", state, ""))
     if state == "cooling_down" and remaining is not None:
         label = f"{label} {duration(remaining)}" if remaining > 0 else f"{label} 0s"
+    elif state == "at_limit" and remaining is not None:
+        label = f"{label} {'' if short else '· frees in '}{duration(remaining)}"
+    elif state == "budget_spent" and remaining is not None:
+        label = f"{label} · resets in {duration(remaining)}"
     return Text(f"{icon} {label}", style=style)
 
 

@@ -28,6 +28,7 @@ TREND = 8
 BARS = "▁▂▃▄▅▆▇█"
 ROLLUP = [  # (state, word, style), the bad ones first
     ("key_rejected", "rejected", "bold red"), ("failing", "failing", "bold red"),
+    ("budget_spent", "budget spent", "bold red"),
     ("cooling_down", "cooling", "yellow"), ("at_limit", "at limit", "yellow"),
     ("ok", "ok", "green"), ("disabled", "off", "dim"), ("key_missing", "off", "dim"),
 ]  # fmt: skip

@@ -34,6 +34,8 @@ COMPACT = [  # 80 columns: what is wrong with each key, with its reason
 ]
 MIN_REASON = 12
 """The last error takes what the other columns leave, at least this."""
+PROBE_COLUMN = ("probe", "Probe")
+"""The background health check's last result and age, shown once some key was probed."""
 
 
 class KeyHealthPane(Pane):
@@ -117,6 +119,8 @@ class KeyHealthPane(Pane):
         deps = [d for d in map(self.deployment, self._order) if d is not None]
         deps.sort(key=fmt.health_rank)  # stable: the config's order within a state
         columns = COMPACT if self.compact else DETAILED
+        if not self.compact and any(d.get("last_probe_at") for d in deps):
+            columns = [*columns[:-1], PROBE_COLUMN, columns[-1]]
         rows = [(str(dep["id"]), self._cells(dep)) for dep in deps]
         # The last error takes the room the other columns leave. The table measures its
         # columns only later, so the cells are measured here; and columns never narrow by
@@ -141,8 +145,7 @@ class KeyHealthPane(Pane):
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     def _cells(self, dep: dict[str, Any]) -> dict[str, Any]:
-        until = dep.get("cooldown_until")
-        remaining = until - self._now if until else dep.get("cooldown_remaining_s")
+        remaining = fmt.remaining(dep, self._now)  # a cooldown's, or until a limit frees
         last_error = dep.get("last_error") or dep.get("health_reason") or ""
         # Every cell is a `Text`: a `str` cell is read as markup, and none of these is ours.
         return {
@@ -150,7 +153,7 @@ class KeyHealthPane(Pane):
             "id": fmt.plain(dep["id"], 40),
             "provider": fmt.plain(dep["provider"], 20),
             "key": fmt.plain(dep.get("key", "-"), 12),
-            "health": fmt.health(fmt.health_state(dep), remaining),
+            "health": fmt.health(fmt.health_state(dep), remaining, short=self.compact),
             "rpm": fmt.right(
                 fmt.bar(dep.get("rpm_used", 0), dep.get("rpm_limit"), 0 if self.compact else 4)
             ),  # fmt: skip
@@ -158,6 +161,7 @@ class KeyHealthPane(Pane):
             "in_flight": fmt.right(str(dep.get("in_flight", 0))),
             "p50": fmt.right(fmt.ms(dep.get("latency_p50_ms"))),
             "errors": fmt.right(str(dep.get("errors", 0))),
+            "probe": probe_cell(dep, self._now),
             "last_error": last_error,  # the upstream's text: cut and made plain by _render_rows
         }
 
@@ -176,6 +180,26 @@ class KeyHealthPane(Pane):
         if dep is not None:
             action = "enable" if dep["health"] == "disabled" else "disable"
             self.post_message(self.ActionRequested(action, dep_id))
+
+
+def probe_cell(dep: dict[str, Any], now: float) -> Text:
+    """Returns the last background probe's verdict and age (`✓ 2m05s`, `✖ 40s`), `—` if none."""
+    at = dep.get("last_probe_at")
+    if not at:
+        return Text("—", style="dim")
+    ok = dep.get("last_probe_ok")
+    mark, style = ("✓", "green") if ok else ("✖", "red")
+    return Text(f"{mark} {fmt.duration(now - at)}", style=style)
+
+
+def probe_text(dep: dict[str, Any], now: float) -> str:
+    """Returns the last background probe in words: `ok, 2m05s ago (at 14:02:11)`, or the
+    error it met (the upstream's text, shown plain by the caller); `never` without one."""
+    at = dep.get("last_probe_at")
+    if not at:
+        return "never"
+    verdict = "ok" if dep.get("last_probe_ok") else str(dep.get("last_probe") or "failed")
+    return f"{verdict}, {fmt.duration(now - at)} ago (at {fmt.clock_time(at)})"
 
 
 def _cell_len(value: object) -> int:

@@ -1,5 +1,6 @@
 """The Log pane: the proxy's log records (from the bus), config warnings, every key's health
-change and the operator's actions; nothing is ever written over the screen."""
+change and the operator's actions; nothing is ever written over the screen. A line repeated
+back to back is written once, then counted (`… ×12`, updated once a frame)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ class LogPane(Pane):
         super().__init__()
         self._warned = False
         self.lines = 0
+        """Records written (a repeat counts, though it takes no line)."""
+        self._last: tuple[str, str, str] | None = None
+        """The latest record's level, logger and message: a repeat of it is only counted."""
+        self._repeats = 0
+        """How many times in a row `_last` came (its first line included)."""
+        self._told = 1
+        """The count the Log last showed for `_last`."""
 
     def compose(self) -> ComposeResult:
         yield RichLog(max_lines=2000, wrap=True, markup=False, id="log-view")
@@ -87,11 +95,29 @@ class LogPane(Pane):
                     },
                     view,
                 )
+        self._tell_repeats(view)
 
     def write(self, event: dict[str, Any], view: RichLog | None = None) -> None:
-        """Appends one log record."""
-        (view or self.query_one(RichLog)).write(log_line(event))
+        """Appends one log record; a repeat of the previous one is counted instead (shown as
+        `… ×N` at the end of the frame, or before the next different record)."""
+        view = view or self.query_one(RichLog)
         self.lines += 1
+        key = (
+            str(event.get("level", "INFO")),
+            str(event.get("logger", "")),
+            str(event.get("message", ""))[:MAX_MESSAGE],
+        )
+        if key == self._last:
+            self._repeats += 1
+            return
+        self._tell_repeats(view)
+        self._last, self._repeats, self._told = key, 1, 1
+        view.write(log_line(event))
+
+    def _tell_repeats(self, view: RichLog) -> None:
+        if self._repeats > self._told:
+            view.write(Text(f"  … ×{self._repeats}", style="dim"))
+            self._told = self._repeats
 
     def focus_main(self) -> None:
         self.query_one(RichLog).focus()

@@ -1,6 +1,7 @@
 """The Requests pane: a live tail of requests (updated in place as they finish) with the API
 and client each came through, following like `tail -f` (moving up pauses, G/end/f resume), a
-filter, and Enter for a request's details.
+live filter with its match count, and from a row: Enter for its details, copy as curl, replay
+in the tester, jump to its key. Errors stay longer than successes (MAX_ERRORS older ones).
 Columns narrow and drop as the pane does (`columns_for`); every string a client could have
 chosen is shown as plain text, cut short."""
 
@@ -20,8 +21,10 @@ from textual.widgets import Input
 from tui.panes import format as fmt
 from tui.panes.base import Frame, Pane, PaneTable, define_columns, selected_key, upsert_row
 
-MAX_ROWS = 500
+MAX_ROWS = 600
 """Requests kept for the detail view and the filter."""
+MAX_ERRORS = 200
+"""Failed requests kept beyond MAX_ROWS: the filter (`err`) still finds them."""
 TABLE_ROWS = 200
 """Rows in the table; past TABLE_ROWS + SLACK it is rebuilt at once (remove_row is O(n))."""
 SLACK = 100
@@ -118,6 +121,17 @@ def matches(request: dict[str, Any], query: str) -> bool:
     return True
 
 
+def failed(request: dict[str, Any]) -> bool:
+    """Whether a finished request failed (a 4xx or 5xx, not a client's cancel)."""
+    status = request.get("status")
+    return (
+        request.get("type") == "request_finished"
+        and isinstance(status, int)
+        and status >= 400
+        and status != fmt.CANCELLED
+    )
+
+
 class RequestTable(PaneTable):
     """The request table; Enter opens the selected request. The pane follows the tail while
     the user's cursor is on the last row (`PaneTable.Moved`)."""
@@ -145,6 +159,10 @@ class RequestLogPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow/pause"),
         Binding("slash", "filter", "Filter"),
+        # In help, not in the footer: at 80 columns that room is `t`'s.
+        Binding("c", "row('curl')", "Copy as curl", show=False),
+        Binding("R", "row('replay')", "Replay", show=False),
+        Binding("K", "row('key')", "Jump to key", show=False),
     ]
 
     class DetailRequested(Message):
@@ -154,9 +172,19 @@ class RequestLogPane(Pane):
             super().__init__()
             self.request = request
 
+    class RowAction(Message):
+        """`curl`, `replay` or `key` on the selected request: the app does it."""
+
+        def __init__(self, action: str, request: dict[str, Any]) -> None:
+            super().__init__()
+            self.action = action
+            self.request = request
+
     def __init__(self) -> None:
         super().__init__()
         self.requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.old_errors: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Failed requests that left `requests`, the newest MAX_ERRORS (all older than it)."""
         self.follow = True
         """Like `tail -f`: the newest request stays in view and selected."""
         self.unseen = 0
@@ -211,7 +239,7 @@ class RequestLogPane(Pane):
                 changed.append(self._absorb(event))
         if changed:
             self._show(changed)
-            if not self.follow:
+            if not self.follow or self.query_text:  # the new count, the new matches
                 self._update_title()
 
     def _absorb(self, event: dict[str, Any]) -> str:
@@ -226,7 +254,11 @@ class RequestLogPane(Pane):
     def _show(self, changed: list[str]) -> None:
         table = self.query_one(RequestTable)
         while len(self.requests) > MAX_ROWS:
-            self.requests.popitem(last=False)
+            old_id, old = self.requests.popitem(last=False)
+            if failed(old):
+                self.old_errors[old_id] = old
+                if len(self.old_errors) > MAX_ERRORS:
+                    self.old_errors.popitem(last=False)
         if table.row_count > TABLE_ROWS + SLACK:
             self._rebuild()
             return
@@ -253,7 +285,7 @@ class RequestLogPane(Pane):
         table = self.query_one(RequestTable)
         selected = selected or selected_key(table)
         table.clear()
-        shown = [r for r in self.requests.values() if matches(r, self.query_text)]
+        shown = [r for r in self.history() if matches(r, self.query_text)]
         for request in shown[-TABLE_ROWS:]:
             upsert_row(table, str(request["id"]), self._cells(request))
         if not self.follow and selected is not None and selected in table.rows:
@@ -314,11 +346,24 @@ class RequestLogPane(Pane):
         group.truncate(room - deployment.cell_len, overflow="ellipsis")
         return Text.assemble(group, " → ", deployment, no_wrap=True, end="")
 
+    def history(self) -> list[dict[str, Any]]:
+        """Returns every request kept, oldest first: the older errors, then the newest."""
+        return [*self.old_errors.values(), *self.requests.values()]
+
+    def find(self, request_id: str) -> dict[str, Any] | None:
+        """Returns a kept request by id."""
+        return self.requests.get(request_id) or self.old_errors.get(request_id)
+
+    def match_count(self) -> int:
+        """Returns how many kept requests pass the filter."""
+        return sum(1 for r in self.history() if matches(r, self.query_text))
+
     def _update_title(self) -> None:
         paused = f"paused · {self.unseen} new ↓" if self.unseen else "paused · G resumes"
         flags = ["following" if self.follow else paused]
         if self.query_text:
-            flags.append(f"filter: {self.query_text}")
+            count = self.match_count()
+            flags.append(f"filter: {self.query_text} · {count} match{'' if count == 1 else 'es'}")
         self.border_subtitle = fmt.plain(" · ".join(flags), 60)  # the filter is typed: no markup
 
     def action_toggle_follow(self) -> None:
@@ -343,6 +388,14 @@ class RequestLogPane(Pane):
         box.value = self.query_text
         box.focus()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Filters as the user types (the box stays open); Enter closes it."""
+        event.stop()
+        if event.input.display and event.value.strip() != self.query_text:
+            self.query_text = event.value.strip()
+            self._update_title()
+            self._rebuild()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.set_filter(event.value)
@@ -355,12 +408,25 @@ class RequestLogPane(Pane):
         self._rebuild()
         self.query_one(RequestTable).focus()
 
+    def selected_request(self) -> dict[str, Any] | None:
+        """Returns the request under the cursor."""
+        key = selected_key(self.query_one(RequestTable))
+        return self.find(key) if key is not None else None
+
+    def action_row(self, action: str) -> None:
+        """Asks the app to copy the selected request as curl, replay it or show its key."""
+        request = self.selected_request()
+        if request is None:
+            self.notify("no request selected", severity="warning")
+        else:
+            self.post_message(self.RowAction(action, request))
+
     def key_escape(self) -> None:
         if self.query_one("#filter", Input).display:
             self.set_filter("")
 
     def on_request_table_opened(self, event: RequestTable.Opened) -> None:
         event.stop()
-        request = self.requests.get(event.request_id)
+        request = self.find(event.request_id)
         if request is not None:
             self.post_message(self.DetailRequested(request))

@@ -1,4 +1,5 @@
-"""The `?` help screen: every key binding, by where it applies."""
+"""The `?` help screen: every key binding, grouped by where it applies, the focused pane's
+group first."""
 
 from __future__ import annotations
 
@@ -9,9 +10,39 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.panes.base import PaneTable
+from tui.panes.base import Pane, PaneTable
+
+Row = tuple[str, str, str]
+"""(where, key, description)."""
+
+
+def focused_pane(widget: Widget | None) -> str | None:
+    """Returns the title of the pane `widget` is in (the focused pane), or None."""
+    for node in [widget, *(widget.ancestors if widget is not None else [])]:
+        if isinstance(node, Pane):
+            return node.TITLE
+    return None
+
+
+def grouped(rows: list[Row], focused: str | None) -> list[Row]:
+    """Returns `rows` grouped by where they apply, in first-seen order but the focused pane's
+    group first (then "Everywhere" and "Tables", which apply there too); each group's name on
+    its first row only, the focused one marked `▶`."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row[0], []).append(row)
+    first = [g for g in (focused, "Everywhere", "Tables") if g in groups]
+    order = first + [g for g in groups if g not in first]
+    out: list[Row] = []
+    for name in order:
+        label = f"▶ {name} (focused)" if name == focused else name
+        out += [
+            (label if i == 0 else "", key, what) for i, (_, key, what) in enumerate(groups[name])
+        ]
+    return out
 
 
 class HelpScreen(ModalScreen[None]):
@@ -21,13 +52,16 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close"),
     ]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[Row], focused: str | None = None) -> None:
         super().__init__()
-        self.rows = rows
+        self.rows = grouped(rows, focused)
+        self.first = focused
+        """The focused pane's title: its keys lead."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
-            yield Static("Keys — everything works without a mouse", id="help-title")
+            where = f" · {self.first} first" if self.first else ""
+            yield Static(f"Keys — everything works without a mouse{where}", id="help-title")
             table = PaneTable(cursor_type="none", zebra_stripes=True)
             table.add_columns("Where", "Key", "Action")
             for where, key, description in self.rows:

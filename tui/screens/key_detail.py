@@ -1,6 +1,6 @@
 """A key's details (Enter on the Keys pane): why it fails, in full (the last error and when,
-error rate, cooldown left, limits), where it points, and its recent requests; reset, disable
-and probe from right there."""
+error rate, cooldown left, limits), where it points, and its recent requests; reset, disable,
+probe and "test this key" from right there."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from textual.widgets import Static
 
 from tui.panes import format as fmt
 from tui.panes.base import Pane, PaneTable
+from tui.panes.key_health import probe_text
+from tui.screens.tester import OpenTester, TesterPreset
 
 LONGEST = 2000
 """Cells of the last error: shown whole, a hostile megabyte is not."""
@@ -24,8 +26,8 @@ RECENT = 20
 def key_summary(dep: dict[str, Any], now: float) -> Text:
     """Returns the key's facts, each value plain text (the error is the upstream's)."""
     requests, errors = int(dep.get("requests") or 0), int(dep.get("errors") or 0)
-    until = dep.get("cooldown_until")
-    remaining = until - now if until else dep.get("cooldown_remaining_s")
+    remaining = fmt.remaining(dep, now)
+    state = fmt.health_state(dep)
     rows: list[tuple[str, object]] = [
         ("Deployment", dep.get("id", "")),
         ("Group", dep.get("group", "")),
@@ -33,9 +35,12 @@ def key_summary(dep: dict[str, Any], now: float) -> Text:
         ("Model", dep.get("model", "")),
         ("Base URL", dep.get("api_base") or "(the provider's default)"),
         ("Key", dep.get("key", "-")),
-        ("Health", fmt.health(fmt.health_state(dep), remaining).plain),
-        ("Why", dep.get("health_reason") or "—"),
-        ("Cooldown", f"{fmt.duration(remaining)} left" if remaining else "—"),
+        ("Health", fmt.health(state, remaining).plain),
+        ("Why", dep.get("health_reason") or _why(dep, state)),
+        (
+            "Frees in" if state == "at_limit" else "Cooldown",
+            f"{fmt.duration(remaining)} left" if remaining else "—",
+        ),
         ("RPM", _limit(dep.get("rpm_used", 0), dep.get("rpm_limit"))),
         ("TPM", _limit(dep.get("tpm_used", 0), dep.get("tpm_limit"))),
         ("In flight", dep.get("in_flight", 0)),
@@ -50,6 +55,10 @@ def key_summary(dep: dict[str, Any], now: float) -> Text:
     ]
     at = dep.get("last_error_at")
     rows.append(("Last error", f"at {fmt.clock_time(at)}" if at else "—"))
+    if dep.get("last_probe_at"):  # background_health_checks on
+        rows.append(("Last probe", probe_text(dep, now)))
+    if dep.get("budget") is not None:
+        rows.append(("Budget", _budget(dep, now)))
     out = Text()
     for label, value in rows:
         out.append(f"{label:<12}", style="bold")
@@ -60,6 +69,26 @@ def key_summary(dep: dict[str, Any], now: float) -> Text:
         out.append_text(fmt.plain(dep["last_error"], LONGEST, style="red"))
         out.no_wrap = False
     return out
+
+
+def _why(dep: dict[str, Any], state: str) -> str:
+    """Returns why a key at its limit takes no requests (its rpm, its tpm or the cluster's)."""
+    if state != "at_limit":
+        return "—"
+    rpm, tpm = dep.get("rpm_limit"), dep.get("tpm_limit")
+    if rpm and dep.get("rpm_used", 0) >= rpm:
+        return f"at its rpm limit ({rpm:,} requests a minute)"
+    if tpm and dep.get("tpm_used", 0) >= tpm:
+        return f"at its tpm limit ({tpm:,} tokens a minute)"
+    return "the cluster's rpm/tpm window is full"
+
+
+def _budget(dep: dict[str, Any], now: float) -> str:
+    """Returns `$0.0012 of $5.0000 (deployment), resets in 9h32m`."""
+    scope = dep.get("budget_scope") or "deployment"
+    line = f"${float(dep.get('budget_spend') or 0):.4f} of ${float(dep['budget']):.4f} ({scope})"
+    resets = dep.get("budget_reset_at")
+    return line + (f", resets in {fmt.duration(resets - now)}" if resets else ", never resets")
 
 
 def _limit(used: int, limit: int | None) -> str:
@@ -74,6 +103,7 @@ class KeyDetailScreen(ModalScreen[None]):
         Binding("r", "act('reset')", "Reset cooldown"),
         Binding("d", "act('toggle')", "Disable/enable"),
         Binding("p", "act('probe')", "Probe key"),
+        Binding("t", "test", "Test this key"),
     ]
 
     def __init__(self, dep: dict[str, Any], requests: list[dict[str, Any]], now: float) -> None:
@@ -85,7 +115,9 @@ class KeyDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="key-box") as box:
             box.border_title = fmt.plain(f"Key {self.dep.get('id', '')}", 60)
-            box.border_subtitle = "r reset · d disable/enable · p probe · escape closes"
+            box.border_subtitle = (
+                "r reset · d disable/enable · p probe · t test key · escape closes"
+            )
             yield Static(key_summary(self.dep, self.now), id="key-summary")
             yield Static("Recent requests", classes="detail-heading")
             if not self.requests:
@@ -108,6 +140,13 @@ class KeyDetailScreen(ModalScreen[None]):
         if action == "toggle":
             action = "enable" if self.dep.get("health") == "disabled" else "disable"
         self.post_message(Pane.ActionRequested(action, dep_id))
+
+    def action_test(self) -> None:
+        """Opens the tester on this key's group, naming this key as the one under test (the
+        proxy has no per-request key pin: the result says which key answered)."""
+        dep_id, group = str(self.dep.get("id", "")), str(self.dep.get("group", ""))
+        self.dismiss(None)
+        self.app.post_message(OpenTester(TesterPreset(group, deployment=dep_id)))
 
     def action_close(self) -> None:
         self.dismiss(None)

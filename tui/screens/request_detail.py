@@ -1,5 +1,6 @@
-"""A request's details: summary, each attempt with its reason, and the response preview
-(events never carry keys, so none can show here)."""
+"""A request's details: summary (the client, the API it came through, the session), each
+attempt with its reason and the upstream's message in full, and the response preview (events
+never carry keys, so none can show here)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ PATHS = {
 }
 LONGEST = 256
 """Cells of any one value: ids are shown whole, a hostile megabyte is not."""
+MESSAGE = 2000
+"""Cells of an upstream's message: whole, wrapped."""
 
 
 def summary(req: dict[str, Any]) -> Text:
@@ -64,6 +67,23 @@ def summary(req: dict[str, Any]) -> Text:
     return out
 
 
+def upstream_messages(attempts: Any) -> Text:
+    """Returns each failed attempt's upstream message in full, wrapped (the table's Reason
+    column cuts it): `#1 gpt-4o-2 · 429: rate limited …`; plain text, never markup."""
+    out = Text()
+    for i, attempt in enumerate(attempts, start=1):
+        reason = str(attempt.get("reason") or "")
+        if not reason or reason == "ok":
+            continue
+        head = f"#{i} {attempt.get('deployment') or attempt.get('group') or '—'}"
+        out.append_text(fmt.plain(f"{head} · {attempt.get('status', '')}: ", LONGEST, "bold"))
+        out.append_text(fmt.plain(reason, MESSAGE))
+        out.append("\n")
+    out.rstrip()
+    out.no_wrap = False
+    return out
+
+
 def _status(req: dict[str, Any]) -> str:
     status = req.get("status")
     if status == fmt.CANCELLED:
@@ -103,6 +123,10 @@ class RequestDetailScreen(ModalScreen[None]):
                     fmt.plain(attempt.get("reason") or "", LONGEST),
                 )
             yield table
+            messages = upstream_messages(req.get("attempt_log") or ())
+            if messages.plain:
+                yield Static("Upstream messages", classes="detail-heading")
+                yield Static(messages, id="detail-upstream")
             yield Static("Response preview", classes="detail-heading")
             yield Static(preview(req.get("preview") or "(none)"), id="detail-preview")
 

@@ -14,6 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown, OptionList, Select, Static, TextArea
 from textual.worker import Worker
@@ -25,8 +26,35 @@ from tui.screens.tester_wire import (
     Prompt,
     StreamReader,
     WireFormat,
+    curl_command,
     error_message,
+    placeholder_body,
 )
+
+
+@dataclass(frozen=True)
+class TesterPreset:
+    """What the tester opens with: "test this key" (its group, the key it is for) or a replay
+    (the group, API and, for a request the tester sent, its prompt)."""
+
+    group: str
+    deployment: str | None = None
+    """The key under test. The proxy has no per-request deployment pin, so the prompt goes to
+    its group and the result line says when another key of the group answered."""
+    wire: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    send: bool = False
+    """Send at once (a replay of a prompt the tester sent)."""
+
+
+class OpenTester(Message):
+    """Asks the app to open the tester with a preset (from a key's detail or a request row)."""
+
+    def __init__(self, preset: TesterPreset) -> None:
+        super().__init__()
+        self.preset = preset
 
 
 @dataclass
@@ -52,6 +80,8 @@ class TesterRun:
     cost: float | None = None
     cost_known: bool = False
     error: str | None = None
+    target: str | None = None
+    """The key under test ("test this key"), if any."""
 
     @property
     def format(self) -> WireFormat:
@@ -82,6 +112,10 @@ class TesterRun:
             f" · TTFT {fmt.ms(self.ttft_ms)} · {fmt.ms(self.latency_ms)} · {tokens} · {cost}"
             f" · cache {self.cache or '—'}"
         )
+        if self.target and self.deployment and self.deployment != self.target:
+            out.append_text(
+                fmt.plain(f" · not {self.target}: the group picked another key", 80, "yellow")
+            )
         return out
 
     def label(self) -> Text:
@@ -107,6 +141,9 @@ class TesterScreen(Screen[None]):
         self.shown: TesterRun | None = None
         self.worker: Worker[TesterRun] | None = None
         """The latest send."""
+        self.target: TesterPreset | None = None
+        """The key under test, while its group is the one selected."""
+        self._preset: TesterPreset | None = None
 
     def compose(self) -> ComposeResult:
         blink = bool(getattr(self.app, "blink", True))
@@ -150,11 +187,49 @@ class TesterScreen(Screen[None]):
         select = self.query_one("#tester-group", Select)
         current = select.value
         select.set_options([(fmt.plain(g, 60), g) for g in groups])
-        if current in groups:
+        preset, self._preset = self._preset, None
+        if preset is not None and preset.group not in groups:
+            groups.append(preset.group)  # a wildcard's model, or a group not in the snapshot
+            select.set_options([(fmt.plain(g, 60), g) for g in groups])
+        if preset is not None:
+            select.value = preset.group
+        elif current in groups:
             select.value = current
         elif groups:
             select.value = groups[0]
+        if preset is not None:
+            self._apply(preset)
         self.query_one("#tester-prompt", TextArea).focus()
+        if preset is not None and preset.send:
+            self.action_send()
+
+    def preset(self, preset: TesterPreset) -> None:
+        """Opens with `preset` next time the screen shows (the app pushes it right after)."""
+        self._preset = preset
+
+    def _apply(self, preset: TesterPreset) -> None:
+        if preset.wire in FORMATS:
+            self.query_one("#tester-format", Select).value = preset.wire
+        if preset.prompt is not None:
+            self.query_one("#tester-prompt", TextArea).text = preset.prompt
+        if preset.system is not None:
+            self.query_one("#tester-system", Input).value = preset.system
+        if preset.temperature is not None:
+            self.query_one("#tester-temp", Input).value = str(preset.temperature)
+        self.target = preset if preset.deployment else None
+        if preset.deployment:
+            line = Text("testing key ", style="dim")
+            line.append_text(fmt.plain(preset.deployment, 60, style="bold"))
+            line.append(" through its group ", style="dim")
+            line.append_text(fmt.plain(preset.group, 60, style="bold"))
+            line.append(
+                " (the proxy picks the group's key; the result says which answered)", style="dim"
+            )
+            self.query_one("#tester-result", Static).update(line)
+
+    def run_for(self, request_id: str) -> TesterRun | None:
+        """Returns the tester's run that made request `request_id`, if it made it."""
+        return next((r for r in reversed(self.runs) if r.request_id == request_id), None)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -195,6 +270,8 @@ class TesterScreen(Screen[None]):
         system = self.query_one("#tester-system", Input).value
         clock = getattr(self.app, "clock", time.time)
         run = TesterRun(group, prompt, system, temperature, clock(), self.wire)
+        if self.target is not None and self.target.group == group:
+            run.target = self.target.deployment
         self.runs.append(run)
         self.worker = self.stream(run)
 
@@ -300,3 +377,32 @@ def safe_markdown(text: str) -> str:
 def title(wire: WireFormat) -> str:
     """Returns the tester's title line, naming the API prompts go through."""
     return f"Tester — sends through the proxy's {wire.path} ({wire.label})"
+
+
+def replay_preset(request: dict[str, Any], run: TesterRun | None) -> TesterPreset:
+    """Returns what the tester opens with to replay `request`: the run's own prompt, sent at
+    once, when the tester made it; else its group and API, the prompt to write (the proxy keeps
+    no prompts)."""
+    if run is not None:
+        return TesterPreset(
+            run.group,
+            wire=run.wire,
+            prompt=run.prompt,
+            system=run.system,
+            temperature=run.temperature,
+            send=True,
+        )
+    door = str(request.get("front_door") or "chat")
+    return TesterPreset(str(request.get("group") or ""), wire=door if door in FORMATS else "chat")
+
+
+def request_curl(
+    request: dict[str, Any], run: TesterRun | None, base_url: str, *, keyed: bool
+) -> str:
+    """Returns `request` as a curl line (see `tester_wire.curl_command`): the tester's own body
+    when it made the request, else its group and API with a placeholder prompt."""
+    if run is not None:
+        return curl_command(run.format, base_url, run.body(), keyed=keyed)
+    wire = FORMATS.get(str(request.get("front_door") or "chat"), FORMATS["chat"])
+    body = placeholder_body(wire, str(request.get("group") or ""), bool(request.get("stream")))
+    return curl_command(wire, base_url, body, keyed=keyed)

@@ -208,3 +208,44 @@ def error_message(status: int, body: bytes) -> str:
         return f"HTTP {status}: {orjson.loads(body)['error']['message']}"
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+
+
+KEY_VARIABLE = "$LLMPROXY_KEY"
+"""What a copied curl line sends as the key: the variable's name, never the key itself."""
+NO_PROMPT = "(the proxy keeps no prompts: write yours here)"
+
+
+def placeholder_body(wire: WireFormat, group: str, stream: bool) -> dict[str, Any]:
+    """Returns a request body for `group` in `wire`'s API with a placeholder prompt (for a
+    request the tester did not send: the proxy keeps no prompts)."""
+    body = wire.build(Prompt(group, NO_PROMPT))
+    if not stream:
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+    return body
+
+
+def curl_command(wire: WireFormat, base_url: str, body: dict[str, Any], *, keyed: bool) -> str:
+    """Returns a shell line that sends `body` through `wire`'s path; with `keyed` (the proxy has
+    a master key) the key is the shell variable `$LLMPROXY_KEY`, never its value.
+
+    Args:
+        wire: the API the request went through.
+        base_url: the proxy's URL.
+        body: the JSON body; single quotes in it are quoted for the shell.
+        keyed: whether to send an auth header.
+    Returns:
+        The command, one option per line.
+    """
+    lines = [f"curl {_shell_quote(base_url.rstrip('/') + wire.path)}"]
+    lines.append("-H 'content-type: application/json'")
+    for name, value in wire.headers(KEY_VARIABLE if keyed else None).items():
+        header = f"{name}: {value}"
+        # The variable expands inside double quotes; the other headers are ours, plain.
+        lines.append(f'-H "{header}"' if KEY_VARIABLE in value else f"-H {_shell_quote(header)}")
+    lines.append(f"-d {_shell_quote(orjson.dumps(body).decode())}")
+    return " \\\n  ".join(lines)
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
