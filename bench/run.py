@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+import httpx
 import payloads
 import procs
 import report
@@ -116,6 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SCENARIO",
         help="after the runs, py-spy the proxy under one more run of SCENARIO "
         "(default nonstream-c64)",
+    )
+    p.add_argument(
+        "--virtual-key",
+        action="store_true",
+        help="send the proxy runs with a virtual key (a budget and an rpm limit it never "
+        "reaches, made through /key/generate) instead of the master key",
     )
     p.add_argument("--starts", type=int, default=3, help="start-up samples (median shown)")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
@@ -255,6 +262,18 @@ def _meta(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _virtual_key(url: str) -> str:
+    """Returns a new virtual key with limits the load never reaches (so every check and the
+    budget reservation run on each request)."""
+    body = {"key_alias": "bench", "max_budget": 1_000_000, "rpm_limit": 10_000_000}
+    headers = {"Authorization": f"Bearer {payloads.MASTER_KEY}"}
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    answer = httpx.post(f"{base}/key/generate", json=body, headers=headers, timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["key"])
+
+
 def run_profile(proxy: Proxy, bodies: Path, args: argparse.Namespace, rep: report.Report) -> None:
     """One more run of args.profile with py-spy recording the proxy (numbers not reported)."""
     assert proxy.proc is not None
@@ -334,11 +353,15 @@ def bench(args: argparse.Namespace, tmp: Path, stack: ExitStack, rep: report.Rep
         )
     proxy = None if args.direct_only else _start_proxy(args, tmp, nginx, stack, rep)
     sub: StalledSubscriber | None = None
+    client_key = payloads.MASTER_KEY
     if proxy is not None:
+        if args.virtual_key:
+            client_key = _virtual_key(proxy.url)
+            rep.checks["client key"] = "a virtual key (budget $1,000,000, rpm_limit 10,000,000)"
         for sc in SCENARIOS:
             body = (bodies / f"{sc.name}-proxy.json").read_text()
             rep.checks[f"proxy answer ({sc.group})"] = check_answer(
-                proxy.url, body, payloads.MASTER_KEY, sc.stream
+                proxy.url, body, client_key, sc.stream
             )
         if args.stalled_subscriber:
             sub = StalledSubscriber(proxy.port)
@@ -354,7 +377,7 @@ def bench(args: argparse.Namespace, tmp: Path, stack: ExitStack, rep: report.Rep
         row.direct = measure(direct_url, bodies, payloads.UPSTREAM_KEY, sc, args, "direct")
         if proxy is not None:
             pid = proxy.proc.pid if proxy.proc else None
-            row.proxy = measure(proxy.url, bodies, payloads.MASTER_KEY, sc, args, "proxy", pid)
+            row.proxy = measure(proxy.url, bodies, client_key, sc, args, "proxy", pid)
     if proxy is not None:
         rep.rss_after_mib = proxy.rss_mib()
         if args.profile:
