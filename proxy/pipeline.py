@@ -23,8 +23,9 @@ from proxy.errors import ProxyError, UpstreamError
 from proxy.events import EventBus, RequestFinished, RequestStarted
 from proxy.routing.attempt import OpenStream
 from proxy.routing.router import Router, Trace, estimate_prompt_tokens
-from proxy.schema import CacheControl, ChatRequest, Chunk, Usage, text_preview
+from proxy.schema import CacheControl, ChatRequest, Chunk, UpstreamRequest, Usage, text_preview
 from proxy.sse import DONE, encode
+from proxy.store.bodies import BodyStore
 from proxy.store.cache import CachedAnswer, ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.stream_assembly import assemble, replay
@@ -109,6 +110,12 @@ class _Outcome:
     ticket: Ticket | None = None
     """A virtual key's admission, settled once by `_report`."""
     """Keep the streamed chunks: only when the whole answer will be cached."""
+    bodies: BodyStore | None = None
+    """Where this request's bodies go (only while they are stored); `answer` is stored there
+    by `_report`."""
+    answer: bytes | bytearray | None = None
+    answer_size: int = 0
+    """Bytes of a stream's answer relayed (`answer` keeps the first of them)."""
 
 
 class Pipeline:
@@ -140,6 +147,8 @@ class Pipeline:
         self._serving: set[asyncio.Task[object]] = set()
         self.ending = False
         """Set by `end_requests`: a cancelled request is then ended with a 503, not a 499."""
+        self.bodies: BodyStore | None = None
+        """Where request bodies are stored; None (the default): nothing is captured."""
 
     def end_requests(self) -> int:
         """Ends every request still in flight (the drain at shutdown ran out): a stream gets an
@@ -174,6 +183,8 @@ class Pipeline:
         started_wall = self._wall()
         req.created = req.created or int(started_wall)
         out = _Outcome(trace, ticket=ticket)
+        if self.bodies is not None:
+            _capture(self.bodies, req, out)
         task = out.task = asyncio.current_task()
         if task is not None:
             self._serving.add(task)
@@ -231,6 +242,8 @@ class Pipeline:
                 resp, dep = await router.complete(req, trace)
         except ProxyError as err:
             out.status, out.error = err.status, err.message
+            if out.bodies is not None:
+                out.answer = orjson.dumps(err.body())
             self._report(req, out, started_wall)
             raise
         if req.stream:
@@ -240,6 +253,8 @@ class Pipeline:
             text: list[str] = []  # the answer's first PREVIEW_CHARS or so, for its preview
             close = partial(self._close_relay, req, out, opened, text, key, ctl, started_wall)
             relay = self._relay(req, out, opened, text, close)
+            if out.bodies is not None:
+                relay = _recording(relay, out, out.bodies.max_bytes)
             return Answer(
                 self._headers(req, out, opened.dep),
                 stream=AnswerStream(relay, partial(close, False, None)),
@@ -256,6 +271,8 @@ class Pipeline:
         headers = self._headers(req, out, dep)
         if out.cost is not None:
             headers["x-llmproxy-cost"] = f"{out.cost:.8f}"
+        if out.bodies is not None:
+            out.answer = resp.native if resp.native is not None else resp.body
         self._report(req, out, started_wall)
         if resp.native is not None:
             return Answer(headers, body=resp.native, native=True)
@@ -266,6 +283,8 @@ class Pipeline:
     ) -> Answer:
         out.cache, out.usage, out.cost, out.cost_saved = "hit", hit.usage, 0.0, hit.cost
         out.preview = hit.preview
+        if out.bodies is not None:
+            out.answer = hit.body  # the cached answer, in OpenAI's form
         headers = {
             "x-llmproxy-deployment": hit.deployment,
             "x-llmproxy-provider": hit.provider,
@@ -499,6 +518,8 @@ class Pipeline:
     ) -> None:
         if out.task is not None:
             self._serving.discard(out.task)
+        if out.bodies is not None and out.answer is not None:
+            out.bodies.put(req.request_id, "answer", out.answer, size=out.answer_size or None)
         usage = out.usage or Usage()
         ticket, caller = out.ticket, req.caller
         if ticket is not None and self.keys is not None:
@@ -537,6 +558,36 @@ class Pipeline:
                 key_alias=None if caller is None or caller.master else caller.alias,
             )
         )
+
+
+def _capture(bodies: BodyStore, req: ChatRequest, out: _Outcome) -> None:
+    """Stores the client's body and has each attempt hand over what it sends upstream (only
+    while bodies are stored)."""
+    out.bodies = bodies
+    client = req.native.body if req.native is not None else req.body
+    bodies.put(req.request_id, "client", client)
+    request_id = req.request_id
+
+    def capture(request: UpstreamRequest) -> None:
+        bodies.put_upstream(request_id, request.url, request.content)
+
+    req.capture = capture
+
+
+async def _recording(
+    relay: AsyncGenerator[bytes, None], out: _Outcome, limit: int
+) -> AsyncGenerator[bytes, None]:
+    """Relays a stream's SSE bytes, keeping the first `limit` of them as its stored answer
+    (`_report`, run when the relay ends, stores them)."""
+    kept = out.answer = bytearray()
+    try:
+        async for data in relay:
+            out.answer_size += len(data)
+            if len(kept) < limit:
+                kept += data[: limit - len(kept)]
+            yield data
+    finally:
+        await relay.aclose()
 
 
 def _shutting_down() -> ProxyError:

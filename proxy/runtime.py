@@ -38,6 +38,7 @@ from proxy.routing.transport import AiohttpClient, tls_rules
 from proxy.scale.connection import RedisTarget
 from proxy.scale.state import LocalState, SharedState
 from proxy.schema import Usage
+from proxy.store.bodies import BodyStore
 from proxy.store.cache import ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.store.usage import UsageLedger
@@ -128,6 +129,10 @@ class Runtime:
         self.pipeline: Pipeline | None = None
         self.health_checks: HealthChecker | None = None
         """The background health checks (`general_settings.background_health_checks`)."""
+        self.bodies = BodyStore(scrub)
+        """Request bodies, stored only while `bodies_on` (`store_prompts_in_spend_logs`)."""
+        self._bodies_on = config.store_prompts
+        self.actions.store_bodies = self._store_bodies
         targets, self.alert_warnings = alert_targets(config)
         self.alerts = Alerts(self.bus, targets)
         """Budget crossings: a log line, and a POST to Slack or a webhook when configured."""
@@ -147,6 +152,22 @@ class Runtime:
     @draining.setter
     def draining(self, value: bool) -> None:
         self.info.draining = value
+
+    @property
+    def bodies_on(self) -> bool:
+        """Whether request bodies are stored (the dashboard's toggle flips it live)."""
+        return self._bodies_on
+
+    @bodies_on.setter
+    def bodies_on(self, on: bool) -> None:
+        self._bodies_on = on
+        if self.pipeline is not None:
+            self.pipeline.bodies = self.bodies if on else None
+
+    def _store_bodies(self, on: bool) -> dict[str, Any]:
+        """The `bodies_on` / `bodies_off` actions. Returns: the store's status."""
+        self.bodies_on = on
+        return {"ok": True, "storing": on, **self.bodies.status()}
 
     @property
     def started_at(self) -> float:
@@ -171,6 +192,7 @@ class Runtime:
         self.pipeline = Pipeline(
             router, self.cache, self.prices, self.bus, self.activity.finish, keys=self.virtual_keys
         )
+        self.bodies_on = self._bodies_on
         await asyncio.to_thread(self.ledger.start)
         if self.virtual_keys is not None:
             # The keys live in the usage file: let the ledger's first open (schema steps,
@@ -234,11 +256,14 @@ class Runtime:
             self.pipeline.forget_prices()
         if self.virtual_keys is not None:
             self.virtual_keys.use_aliases(config.aliases)
+        if config.store_prompts != self.config.store_prompts:
+            self.bodies_on = config.store_prompts  # the file's new word wins over the toggle
         self.config, self.pool = config, pool
         self.state.rebind(config, pool)
         self.actions = ReloadActions(
             self.reloader, pool, self.cache, self.bus, self.providers, lambda: self.client
         )
+        self.actions.store_bodies = self._store_bodies
         await self._reload_health_checks(changes)
         return changes
 

@@ -56,6 +56,9 @@ class ChatRequest:
     """The translation of the client's own body into `body`, deferred while every deployment
     that may serve the request takes that body as sent (`body` is then a stub with `model`,
     `stream` and `max_tokens`); `settle()` runs it when one that does not is tried."""
+    capture: Callable[[UpstreamRequest], None] | None = None
+    """Set by the pipeline only while request bodies are stored: each attempt hands it the
+    request it sends upstream (the last one stays). None: nothing is captured."""
 
     def settle(self) -> None:
         """Fills `body` with the deferred translation, once (nothing when none is pending).

@@ -333,7 +333,7 @@ class DashboardApp(App[int]):
             ("Everywhere", "shift+1 … 5 (! @ # $ %)", "Hide/show a pane at home"),
             ("Keys", "enter", "Key details: why it fails, its requests"),
             ("Keys", "enter, then t", "Test this key in the tester"),
-            ("Requests", "enter", "Request details"),
+            ("Requests", "enter", "Request details (B there: store request bodies)"),
             ("Requests", "c", "Copy as curl (the key as $LLMPROXY_KEY)"),
             ("Requests", "R", "Replay in the tester (a tester prompt is sent again)"),
             ("Requests", "K", "Jump to the key that served it"),
@@ -426,7 +426,7 @@ class DashboardApp(App[int]):
     @on(RequestLogPane.DetailRequested)
     def _open_detail(self, message: RequestLogPane.DetailRequested) -> None:
         request = self.finished.get(message.request["id"], message.request)
-        self.push_screen(RequestDetailScreen(request))
+        self.push_screen(RequestDetailScreen(request, self.source))
 
     @on(OpenTester)
     def _open_tester(self, message: OpenTester) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -65,6 +66,19 @@ class LiveSource(Protocol):
             RuntimeError: the proxy is not reachable or refused the action.
         """
 
+    async def bodies(self, request_id: str) -> dict[str, Any]:
+        """Returns a request's stored bodies (`GET /llmproxy/requests/{id}/bodies`) with
+        `stored` (False: none held) and `storing` (whether the proxy stores bodies now).
+
+        Raises:
+            RuntimeError: the proxy is not reachable or refused.
+        """
+
+
+def _bodies_document(document: dict[str, Any] | None, storing: bool) -> dict[str, Any]:
+    """Returns: what `LiveSource.bodies` answers for a store's document (None: not held)."""
+    return {**(document or {}), "stored": document is not None, "storing": storing}
+
 
 class _Event(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
@@ -89,6 +103,10 @@ class _Runtime(Protocol):
     def state(self) -> _StateDocument: ...
     @property
     def actions(self) -> _Actions: ...
+    @property
+    def bodies(self) -> Any: ...
+    @property
+    def bodies_on(self) -> bool: ...
 
 
 class _Server(Protocol):
@@ -195,6 +213,15 @@ class LocalSource:
         )
         return result
 
+    async def bodies(self, request_id: str) -> dict[str, Any]:
+        runtime = self.runtime
+
+        async def read() -> dict[str, Any]:  # on the proxy's loop, which owns the store
+            return _bodies_document(runtime.bodies.get(request_id), runtime.bodies_on)
+
+        result: dict[str, Any] = await self._on_proxy(read)
+        return result
+
 
 class RemoteSource:
     """Follows a headless proxy over HTTP: `/llmproxy/events` (SSE) for events, `/llmproxy/state`
@@ -268,6 +295,21 @@ class RemoteSource:
             raise RuntimeError(f"{name}: HTTP {response.status_code} {response.text[:200]}")
         result: dict[str, Any] = orjson.loads(response.content)
         return result
+
+    async def bodies(self, request_id: str) -> dict[str, Any]:
+        try:
+            response = await self.client.get(
+                f"/llmproxy/requests/{quote(request_id, safe='')}/bodies"
+            )
+            if response.status_code == 404:
+                status = await self.client.get("/llmproxy/bodies")
+                status.raise_for_status()
+                return _bodies_document(None, bool(orjson.loads(status.content).get("storing")))
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"bodies: {exc}") from exc
+        document = orjson.loads(response.content)
+        return _bodies_document(document, bool(document.get("storing")))
 
     async def _poll(self) -> None:
         while True:

@@ -197,6 +197,7 @@ def build_config(data: Any, *, path: Path | None = None, demo: bool = False) -> 
         max_client_connections=raw.general_settings.max_client_connections,
         background_health_checks=raw.general_settings.background_health_checks,
         health_check_interval=raw.general_settings.health_check_interval,
+        store_prompts=raw.general_settings.store_prompts_in_spend_logs,
         alerting=tuple(raw.general_settings.alerting),
         alerting_webhook_url=(
             Secret(url) if (url := raw.general_settings.alerting_webhook_url) else None

@@ -239,6 +239,9 @@ class GeneralSettings(_Section):
     """Probe every enabled deployment every `health_check_interval` seconds (the cheapest
     key check its provider allows); a failing probe cools it down before a request meets it."""
     health_check_interval: float = Field(default=300, gt=0)
+    store_prompts_in_spend_logs: bool = False
+    """Store each request's bodies (client, upstream, answer) in memory, bounded, redacted,
+    for the dashboard's request detail and `GET /llmproxy/requests/{id}/bodies`."""
     max_client_connections: int | None = Field(default=None, gt=0)
     """Client connections open at once. Past it a new connection closes the oldest idle or
     still-sending one, else gets 503. Default: from the open-file limit (at most 10,000)."""

@@ -138,6 +138,8 @@ class Config:
     """`general_settings.background_health_checks`: probe every deployment in the background."""
     health_check_interval: float = 300.0
     """`general_settings.health_check_interval`: seconds between two probes of a deployment."""
+    store_prompts: bool = False
+    """`general_settings.store_prompts_in_spend_logs`: store request bodies (proxy/store/bodies)."""
     """`litellm_settings.*callback*` asking for spans (otel, langfuse), resolved."""
     alerting: tuple[str, ...] = ()
     """`general_settings.alerting`: `slack`, `webhook` or webhook URLs (budget alerts)."""

@@ -16,6 +16,7 @@ from proxy.endpoints import anthropic_messages, openai_chat, openai_responses
 from proxy.http.admin import AdminHandlers
 from proxy.http.agent_routes import AgentHandlers
 from proxy.http.auth import route_check
+from proxy.http.body_routes import BodyHandlers
 from proxy.http.door import FrontDoor
 from proxy.http.health import HealthHandlers
 from proxy.http.key_routes import KeyHandlers
@@ -84,6 +85,7 @@ def route_table(runtime: Runtime) -> list[Route]:
         Route("GET", ("/metrics",), admin.metrics, Auth.MASTER, wire),
         Route("POST", ("/llmproxy/reload",), ReloadHandlers(runtime).reload, Auth.MASTER, wire),
         Route("GET", ("/llmproxy/spend",), SpendHandlers(runtime).spend, Auth.MASTER, wire),
+        *body_routes(BodyHandlers(runtime)),
         *key_routes(KeyHandlers(runtime)),
     ]
 
@@ -99,6 +101,15 @@ def key_routes(keys: KeyHandlers) -> list[Route]:
         Route("GET", ("/key/list",), keys.list, Auth.MASTER, wire),
         Route("POST", ("/key/block",), keys.block, Auth.MASTER, wire, json_body=True),
         Route("POST", ("/key/unblock",), keys.unblock, Auth.MASTER, wire, json_body=True),
+    ]
+
+
+def body_routes(bodies: BodyHandlers) -> list[Route]:
+    """Returns: the stored request bodies' routes (proxy/http/body_routes.py)."""
+    wire = openai_chat
+    return [
+        Route("GET", ("/llmproxy/requests/",), bodies.bodies, Auth.MASTER, wire, prefix=True),
+        Route("GET", ("/llmproxy/bodies",), bodies.status, Auth.MASTER, wire),
     ]
 
 

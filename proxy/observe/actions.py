@@ -31,6 +31,8 @@ class AdminActions:
         self._bus = bus
         self._providers = providers
         self._client = client
+        self.store_bodies: Callable[[bool], dict[str, Any]] | None = None
+        """Turns storing request bodies on or off (set by the runtime)."""
 
     async def run(self, name: str, deployment: str | None = None) -> dict[str, Any]:
         """Runs one action (docs/internals.md).
@@ -41,6 +43,8 @@ class AdminActions:
         Raises:
             BadRequest: unknown action or deployment id.
         """
+        if name in ("bodies_on", "bodies_off") and self.store_bodies is not None:
+            return self.store_bodies(name == "bodies_on")
         if name == "clear_cache":
             cleared = await self._cache.aclear() if self._cache else 0
             self._bus.publish(CacheCleared(cleared))

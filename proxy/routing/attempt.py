@@ -139,6 +139,8 @@ async def complete(
         return local.respond(req, dep)
     native = _native(provider, req, dep)
     request = provider.build_request(req, dep)
+    if req.capture is not None:
+        req.capture(request)
     started = asyncio.get_running_loop().time()
     try:
         async with asyncio.timeout(budget):
@@ -179,6 +181,8 @@ async def open_stream(
         return OpenStream(await anext(chunks), dep, chunks)
     native = _native(provider, req, dep)
     request = provider.build_request(req, dep)
+    if req.capture is not None:
+        req.capture(request)
     started = asyncio.get_running_loop().time()
     response: UpstreamResponse | None = None
     source: AsyncIterator[list[Chunk]] | None = None

@@ -174,7 +174,7 @@ def test_every_route_that_needs_a_key_refuses_a_request_without_it(proxy, fake) 
     assert {r.auth for r in table} == set(Auth)  # the table covers every kind of route
     with httpx.Client(base_url=proxy.url, timeout=10) as anon:
         for route in table:
-            for path in route.paths:
+            for path in (p + "some/name" if route.prefix else p for p in route.paths):
                 for headers in ({}, {"authorization": "Bearer sk-wrong"}):
                     r = anon.request(route.method, path, headers={**headers, **JSON}, content=b"{}")
                     if route.needs_key and route.wire is anthropic_messages:

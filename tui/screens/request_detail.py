@@ -1,15 +1,19 @@
 """A request's details: summary (the client, the API it came through, the session), each
 attempt with its reason and the upstream's message in full, and the response preview (events
-never carry keys, so none can show here)."""
+never carry keys, so none can show here); with a source that serves them, the request's stored
+bodies side by side (client, upstream, answer; scrubbed by the proxy), and B to turn storing
+on or off."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
+import orjson
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -25,6 +29,14 @@ LONGEST = 256
 """Cells of any one value: ids are shown whole, a hostile megabyte is not."""
 MESSAGE = 2000
 """Cells of an upstream's message: whole, wrapped."""
+BODY_CHARS = 20_000
+"""Characters of one stored body shown (the proxy keeps up to 64 KiB of each)."""
+BODY_COLUMNS = (
+    ("client", "Client sent"),
+    ("upstream", "Sent upstream"),
+    ("answer", "Came back"),
+)
+NOT_STORED = "not stored (press B to start storing bodies)"
 
 
 def summary(req: dict[str, Any]) -> Text:
@@ -96,14 +108,49 @@ def preview(text: str) -> Text:
     return Text("\n").join(fmt.plain(line) for line in text[:4000].splitlines())
 
 
+def body_text(text: str | None) -> Text:
+    """Returns one stored body as plain text (never markup), pretty-printed when it is JSON,
+    its lines kept, control characters escaped; `(not captured)` for none."""
+    if text is None:
+        return Text("(not captured)", style="dim")
+    shown = text[:BODY_CHARS]
+    with contextlib.suppress(orjson.JSONDecodeError):  # SSE text, or a body cut short
+        shown = orjson.dumps(orjson.loads(shown), option=orjson.OPT_INDENT_2).decode()
+    lines = shown.splitlines() or [""]
+    return Text("\n").join(fmt.plain(line) for line in lines)
+
+
+def bodies_heading(document: dict[str, Any]) -> Text:
+    """Returns the Bodies section's heading: whether the proxy stores bodies now."""
+    state = "on" if document.get("storing") else "off"
+    return Text(f"Bodies (storing {state}; B turns it {'off' if state == 'on' else 'on'})")
+
+
 class RequestDetailScreen(ModalScreen[None]):
-    """Opened with Enter on the Requests pane; escape closes."""
+    """Opened with Enter on the Requests pane; escape closes. With a `source` that serves
+    stored bodies, a Bodies section shows the client's body, the upstream's and the answer
+    side by side, and B turns storing on or off on the running proxy."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,enter", "close", "Close"),
+        Binding("B", "toggle_bodies", "Store bodies", show=False),
+    ]
+    DEFAULT_CSS = """
+    .bodies-columns { height: auto; }
+    .bodies-column { width: 1fr; height: auto; padding: 0 1 0 0; }
+    .bodies-title { text-style: bold; }
+    """
 
-    def __init__(self, request: dict[str, Any]) -> None:
+    def __init__(self, request: dict[str, Any], source: Any = None) -> None:
+        """Args:
+        request: the request event shown.
+        source: the dashboard's `LiveSource`; its `bodies` (when it has one) fills the
+            Bodies section.
+        """
         super().__init__()
         self.request = request
+        self.source = source if callable(getattr(source, "bodies", None)) else None
+        self.bodies: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         req = self.request
@@ -129,6 +176,57 @@ class RequestDetailScreen(ModalScreen[None]):
                 yield Static(messages, id="detail-upstream")
             yield Static("Response preview", classes="detail-heading")
             yield Static(preview(req.get("preview") or "(none)"), id="detail-preview")
+
+    def on_mount(self) -> None:
+        if self.source is not None:
+            self.run_worker(self._load_bodies(), group="bodies", exclusive=True)
+
+    async def _load_bodies(self) -> None:
+        assert self.source is not None
+        try:
+            document: dict[str, Any] = await self.source.bodies(str(self.request.get("id", "")))
+        except RuntimeError as exc:
+            document = {"stored": False, "storing": False, "error": str(exc)}
+        self.bodies = document
+        await self._show_bodies(document)
+
+    async def _show_bodies(self, document: dict[str, Any]) -> None:
+        """Mounts (or replaces) the Bodies section at the end of the detail."""
+        box = self.query_one("#detail-box", VerticalScroll)
+        await box.query("#detail-bodies-heading, #detail-bodies").remove()
+        heading = Static(
+            bodies_heading(document), classes="detail-heading", id="detail-bodies-heading"
+        )
+        if not document.get("stored"):
+            reason = document.get("error") or NOT_STORED
+            body = Static(fmt.plain(reason, MESSAGE), id="detail-bodies")
+            await box.mount_all([heading, body])
+            return
+        columns = Horizontal(classes="bodies-columns", id="detail-bodies")
+        await box.mount_all([heading, columns])
+        truncated = document.get("truncated") or {}
+        for part, title in BODY_COLUMNS:
+            cut = " (cut)" if truncated.get(part) else ""
+            head = [Static(f"{title}{cut}", classes="bodies-title")]
+            if part == "upstream" and document.get("upstream_url"):
+                head.append(Static(fmt.plain(document["upstream_url"], LONGEST)))
+            column = Vertical(*head, classes="bodies-column")
+            await columns.mount(column)
+            await column.mount(Static(body_text(document.get(part)), id=f"detail-body-{part}"))
+
+    async def action_toggle_bodies(self) -> None:
+        """Turns storing bodies on (or off) on the running proxy, then shows them again."""
+        if self.source is None:
+            self.notify("this dashboard cannot reach stored bodies", severity="warning")
+            return
+        on = not (self.bodies or {}).get("storing")
+        try:
+            await self.source.action("bodies_on" if on else "bodies_off")
+        except RuntimeError as exc:
+            self.notify(fmt.clean(str(exc), 500), severity="error", markup=False)
+            return
+        self.notify(f"storing request bodies: {'on' if on else 'off'}", markup=False)
+        await self._load_bodies()
 
     def action_close(self) -> None:
         self.dismiss(None)
