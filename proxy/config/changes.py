@@ -127,22 +127,10 @@ def restart_needed(old: Config, new: Config) -> list[str]:
     ]
     if _tls(old) != _tls(new):
         out.append("model_list litellm_params.ssl_verify")
-    if _budgets(old) != _budgets(new):
-        out.append("budgets (litellm_params.max_budget, router_settings.provider_budget_config)")
     for name in ("alerting", "alerting_webhook_url"):  # read by observe/alerts.py at start
         if getattr(old, name, None) != getattr(new, name, None):
             out.append(f"general_settings.{name}")
     return out
-
-
-def _budgets(config: Config) -> tuple[Any, Any]:
-    """The budgets the runtime builds once (`routing/budgets.py`)."""
-    spent = {
-        (d.id, getattr(d, "max_budget", None), getattr(d, "budget_duration", None))
-        for d in config.deployments
-        if getattr(d, "max_budget", None) is not None
-    }
-    return spent, getattr(config.router, "provider_budget_config", None)
 
 
 def _tls(config: Config) -> set[tuple[str, Any]]:
