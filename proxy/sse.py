@@ -135,6 +135,16 @@ def whole_data_events(data: bytes) -> list[bytes] | None:
     return payloads
 
 
+def data_payloads(decoder: SSEDecoder, data: bytes) -> list[bytes]:
+    """Returns the `data` payloads in a piece of the pipeline's OpenAI stream: split as is
+    when it holds only whole events (`whole_data_events`), else through `decoder`, which keeps
+    a piece cut mid-event for the next call."""
+    payloads = None if decoder.pending else whole_data_events(data)
+    if payloads is None:  # a piece cut mid-event, or not in the pipeline's own shape
+        return [event.data.encode() for event in decoder.feed(data)]
+    return payloads
+
+
 def encode(data: bytes) -> bytes:
     """Returns one `data:` event for a client."""
     return b"data: " + data + b"\n\n"

@@ -30,7 +30,7 @@ from proxy.endpoints.openai_responses.response import (
     usage_object,
 )
 from proxy.errors import ProxyError
-from proxy.sse import SSEDecoder, whole_data_events
+from proxy.sse import SSEDecoder, data_payloads
 
 
 @dataclass
@@ -99,15 +99,9 @@ class ResponsesStream:
     def feed_sse(self, data: bytes) -> bytes:
         """Returns the events for a piece of an OpenAI SSE stream (the pipeline's output):
         `data:` chunks, its error document and `data: [DONE]`, which finishes the stream."""
-        payloads = None if self._decoder.pending else whole_data_events(data)
-        if payloads is None:  # a piece cut mid-event, or not in the pipeline's own shape
-            return b"".join(
-                self.finish() if sse.data.strip() == "[DONE]" else self.feed(sse.data.encode())
-                for sse in self._decoder.feed(data)
-            )
         return b"".join(
             self.finish() if payload.strip() == b"[DONE]" else self.feed(payload)
-            for payload in payloads
+            for payload in data_payloads(self._decoder, data)
         )
 
     def finish(self) -> bytes:
