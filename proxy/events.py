@@ -90,6 +90,14 @@ class RequestFinished(Event):
     key_alias: str | None = None
     """The virtual key that made the request: its `key_alias`, else its redacted name
     (`sk-...abcd`); None for the master key or a proxy without one."""
+    finish: str | None = None
+    """Why the answer ended, in OpenAI's finish_reason vocabulary ("stop", "length",
+    "tool_calls", "content_filter"...); None for a failed request, one whose client went
+    away, or an upstream that said nothing."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The sampling and shape parameters the client set, from its own body, as small scalars
+    (`proxy.endpoints.params.client_params`): `{"temperature": 0.2, "tools": 25, ...}`.
+    Shared, never mutate it."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import orjson
 from proxy.access.book import Ticket, VirtualKeys
 from proxy.config.types import Deployment
 from proxy.endpoints.native import stream_error_event
+from proxy.endpoints.params import client_params
 from proxy.errors import ProxyError, UpstreamError
 from proxy.events import EventBus, RequestFinished, RequestStarted
 from proxy.routing.attempt import OpenStream
@@ -116,6 +117,8 @@ class _Outcome:
     answer: bytes | bytearray | None = None
     answer_size: int = 0
     """Bytes of a stream's answer relayed (`answer` keeps the first of them)."""
+    finish: str | None = None
+    """Why the answer ended (OpenAI's finish_reason), once a chunk or the answer said."""
 
 
 class Pipeline:
@@ -223,7 +226,10 @@ class Pipeline:
         router: Router,
     ) -> Answer:
         trace = out.trace
-        use_cache = self.cache is not None and (req.kind == "chat" or not req.stream)
+        # A pinned request wants that deployment's own answer: never read nor written.
+        use_cache = (
+            self.cache is not None and req.pin is None and (req.kind == "chat" or not req.stream)
+        )
         key = ResponseCache.key(req) if use_cache else ""
         if use_cache and ctl.no_cache:
             assert self.cache is not None
@@ -260,12 +266,14 @@ class Pipeline:
                 stream=AnswerStream(relay, partial(close, False, None)),
                 native=opened.native,
             )
-        out.dep, out.usage, out.preview = dep, resp.usage, resp.preview
+        out.dep, out.usage, out.preview, out.finish = dep, resp.usage, resp.preview, resp.finish
         out.cost = self._cost(req, dep, resp.usage) if resp.usage else None
         if key and not ctl.no_cache and self.cache is not None:
             await self.cache.put(
                 key,
-                CachedAnswer(resp.body, resp.usage, out.cost, dep.id, dep.provider, resp.preview),
+                CachedAnswer(
+                    resp.body, resp.usage, out.cost, dep.id, dep.provider, resp.preview, resp.finish
+                ),
                 ctl.ttl,
             )
         headers = self._headers(req, out, dep)
@@ -282,7 +290,7 @@ class Pipeline:
         self, req: ChatRequest, out: _Outcome, hit: CachedAnswer, started_wall: float
     ) -> Answer:
         out.cache, out.usage, out.cost, out.cost_saved = "hit", hit.usage, 0.0, hit.cost
-        out.preview = hit.preview
+        out.preview, out.finish = hit.preview, hit.finish
         if out.bodies is not None:
             out.answer = hit.body  # the cached answer, in OpenAI's form
         headers = {
@@ -447,6 +455,8 @@ class Pipeline:
         for chunk in batch:
             if chunk.usage is not None:
                 out.usage = chunk.usage
+            if chunk.finish is not None:
+                out.finish = chunk.finish
             if chunk.text:
                 if out.ttft_ms is None:
                     out.ttft_ms = (self._clock() - out.trace.started) * 1000
@@ -502,7 +512,13 @@ class Pipeline:
         out.cost = self._cost(req, dep, out.usage)
         if complete and out.keep_chunks and key and not ctl.no_cache and self.cache is not None:
             answer = CachedAnswer(
-                assemble(out.chunks), out.usage, out.cost, dep.id, dep.provider, out.preview
+                assemble(out.chunks),
+                out.usage,
+                out.cost,
+                dep.id,
+                dep.provider,
+                out.preview,
+                out.finish,
             )
             await self.cache.put(key, answer, ctl.ttl)
         self._report(req, out, started_wall)
@@ -556,6 +572,8 @@ class Pipeline:
                 attempt_log=tuple(a.as_dict() for a in attempts),
                 preview=out.preview,
                 key_alias=None if caller is None or caller.master else caller.alias,
+                finish=None if out.status == 499 else out.finish,  # 499: the client went away
+                params=client_params(req.native.body if req.native is not None else req.body),
             )
         )
 

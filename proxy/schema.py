@@ -14,6 +14,9 @@ from typing import Any, Literal
 import orjson
 
 Kind = Literal["chat", "embeddings", "completions"]
+PIN_HEADER = "x-llmproxy-deployment"
+"""The request header that pins a request to one deployment id (the master key only), named
+as the response header that says which deployment answered."""
 
 
 @dataclass
@@ -59,6 +62,10 @@ class ChatRequest:
     capture: Callable[[UpstreamRequest], None] | None = None
     """Set by the pipeline only while request bodies are stored: each attempt hands it the
     request it sends upstream (the last one stays). None: nothing is captured."""
+    pin: str | None = None
+    """The one deployment of the group to try (the master's `x-llmproxy-deployment` header):
+    no other, no fallbacks, no cache; tried even while cooling down or at a limit. None: the
+    router chooses."""
 
     def settle(self) -> None:
         """Fills `body` with the deferred translation, once (nothing when none is pending).
@@ -140,6 +147,9 @@ class ChatResponse:
     native: bytes | None = None
     """The upstream's own body, when it speaks the client's wire format (a pass-through):
     sent to the client as is, while `body` (OpenAI's form) feeds the cache and the preview."""
+    finish: str | None = None
+    """Why the answer ended, in OpenAI's finish_reason vocabulary (stop, length, tool_calls,
+    content_filter...); None when the upstream said nothing."""
 
 
 @dataclass
@@ -154,6 +164,9 @@ class Chunk:
     """This chunk only carries usage (choices empty): dropped unless the client asked."""
     native: bytes | None = None
     """In a pass-through stream: the upstream's SSE event(s) this chunk came from, as sent."""
+    finish: str | None = None
+    """Set on the chunk that ends the answer: OpenAI's finish_reason vocabulary (stop, length,
+    tool_calls, content_filter...); None on every other chunk."""
 
 
 @dataclass(frozen=True, slots=True)

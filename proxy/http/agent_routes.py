@@ -21,11 +21,12 @@ import orjson
 
 from proxy.endpoints import anthropic_messages, openai_responses
 from proxy.http.clients import client_name, header_session
+from proxy.http.pin import checked_pin
 from proxy.http.routes import Call
 from proxy.pipeline import Answer
 from proxy.providers.registry import FORWARDED_CLIENT_HEADERS
 from proxy.runtime import Runtime
-from proxy.schema import CacheControl, ChatRequest, NativeBody
+from proxy.schema import PIN_HEADER, CacheControl, ChatRequest, NativeBody
 
 log = logging.getLogger("llmproxy")
 _Info = TypeVar("_Info")
@@ -157,6 +158,9 @@ class AgentHandlers:
     def _fill(req: ChatRequest, call: Call, door: str, native: NativeBody) -> None:
         req.request_id = call.request_id
         req.caller = call.caller
+        pin = call.headers.get(PIN_HEADER)
+        if pin is not None:
+            req.pin = checked_pin(pin, call.caller)
         req.front_door = door
         req.native = native
         req.client = client_name(call.headers.get("user-agent", ""))

@@ -64,6 +64,7 @@ READ_HEADERS = frozenset(
         b"session-id",
         b"host",
         b"origin",
+        b"x-llmproxy-deployment",  # the deployment pin (proxy.http.pin)
     }
 )
 """The request headers the front door decodes for itself and lean handlers; others never are."""

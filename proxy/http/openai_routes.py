@@ -19,11 +19,12 @@ from proxy.endpoints import anthropic_messages, openai_chat
 from proxy.endpoints.openai_chat import parse_request
 from proxy.errors import BadRequest, NotImplementedByProvider, ProxyError, UnknownModel, clip
 from proxy.http.clients import MAX_SESSION, client_name, header_session
+from proxy.http.pin import checked_pin
 from proxy.http.routes import Call
 from proxy.pipeline import Answer
 from proxy.providers.registry import FORWARDED_CLIENT_HEADERS
 from proxy.runtime import Runtime
-from proxy.schema import CacheControl, Kind
+from proxy.schema import PIN_HEADER, CacheControl, Kind
 
 log = logging.getLogger("llmproxy")
 
@@ -121,6 +122,9 @@ class OpenAIHandlers:
         )
         req.request_id = call.request_id
         req.caller = call.caller
+        pin = headers.get(PIN_HEADER)
+        if pin is not None:
+            req.pin = checked_pin(pin, call.caller)
         req.client = client_name(headers.get("user-agent", ""))
         session = header_session(headers) or req.body.get("prompt_cache_key")
         req.session = session[:MAX_SESSION] if isinstance(session, str) else None

@@ -132,7 +132,11 @@ def respond(req: ChatRequest, dep: Deployment) -> ChatResponse:
         doc["object"] = "text_completion"
         doc["choices"] = [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}]
     return ChatResponse(
-        body=orjson.dumps(doc), usage=usage, preview=text_preview(text), model=req.model
+        body=orjson.dumps(doc),
+        usage=usage,
+        preview=text_preview(text),
+        model=req.model,
+        finish="stop",
     )
 
 
@@ -169,7 +173,7 @@ async def stream(req: ChatRequest, dep: Deployment) -> AsyncIterator[Chunk]:
             await asyncio.sleep(WORD_DELAY)
         piece = word if i == 0 else " " + word
         yield Chunk(data=chunk(piece), text=piece)
-    yield Chunk(data=chunk(None, "stop"))
+    yield Chunk(data=chunk(None, "stop"), finish="stop")
     usage = _usage(req, text)
     yield Chunk(
         data=orjson.dumps({**base, "choices": [], "usage": usage.as_openai()}),

@@ -143,17 +143,21 @@ class OpenAIProvider:
         if "error" in doc and "choices" not in doc and "data" not in doc:
             raise self.classify_error(dep, 502, {}, body)
         preview = ""
+        finish = None
         choices = doc.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             first = choices[0]
             message = first.get("message")
             text = message.get("content") if isinstance(message, dict) else first.get("text")
             preview = text_preview(text) if isinstance(text, str) else ""
+            reason = first.get("finish_reason")
+            finish = reason if isinstance(reason, str) else None
         return ChatResponse(
             body=body,
             usage=Usage.from_openai(doc.get("usage")),
             preview=preview,
             model=str(doc.get("model") or ""),
+            finish=finish,
         )
 
     def open_stream(self, req: ChatRequest, dep: Deployment) -> StreamDecoder:
@@ -203,7 +207,7 @@ class OpenAIStream:
 
     Every chunk is relayed byte for byte. A chunk is parsed only while the answer's first
     PREVIEW_CHARS characters are still being collected (time to first token and the preview)
-    or when it may carry usage or an error; the rest are not decoded at all.
+    or when it may carry usage, a finish reason or an error; the rest are not decoded at all.
     """
 
     def __init__(self, provider: OpenAIProvider, dep: Deployment) -> None:
@@ -228,6 +232,8 @@ class OpenAIStream:
             and b'"error"' not in raw
             and b'"usage":{' not in raw
             and b'"usage": {' not in raw
+            and b'"finish_reason":"' not in raw  # null on every chunk but the last
+            and b'"finish_reason": "' not in raw
         ):
             return [Chunk(data=raw)]
         try:
@@ -241,12 +247,16 @@ class OpenAIStream:
         usage = Usage.from_openai(doc.get("usage"))
         choices = doc.get("choices") or []
         text = ""
+        finish = None
         if choices and isinstance(choices[0], dict):
             delta = choices[0].get("delta") or {}
             content = delta.get("content") if isinstance(delta, dict) else None
             text = content if isinstance(content, str) else ""
             self._seen_chars += len(text)
-        return [Chunk(data=raw, usage=usage, text=text, usage_only=not choices and bool(usage))]
+            reason = choices[0].get("finish_reason")
+            finish = reason if isinstance(reason, str) else None
+        usage_only = not choices and bool(usage)
+        return [Chunk(data=raw, usage=usage, text=text, usage_only=usage_only, finish=finish)]
 
 
 def _auth_headers(dep: Deployment) -> dict[str, str]:

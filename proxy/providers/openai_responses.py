@@ -106,7 +106,8 @@ def parse_response(dep: Deployment, body: bytes, classify: Classify) -> ChatResp
         raise failure(classify, doc.get("error"), "the upstream response failed")
     message, has_calls = _message(doc.get("output"))
     usage = usage_from(doc.get("usage"))
-    choice = {"index": 0, "message": message, "finish_reason": _finish(doc, has_calls)}
+    finish = _finish(doc, has_calls)
+    choice = {"index": 0, "message": message, "finish_reason": finish}
     completion = {**_envelope(doc, "chat.completion"), "choices": [choice]}
     if usage is not None:
         completion["usage"] = usage_json(usage)
@@ -117,6 +118,7 @@ def parse_response(dep: Deployment, body: bytes, classify: Classify) -> ChatResp
         preview=text_preview(text) if isinstance(text, str) else "",
         model=str(doc.get("model") or ""),
         native=body,
+        finish=finish,
     )
 
 
@@ -415,9 +417,10 @@ class ResponsesStreamDecoder:
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
         if self._lean:
-            return Chunk(data=None, text=text)
+            return Chunk(data=None, text=text, finish=finish)
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return Chunk(data=orjson.dumps({**self._envelope, "choices": [choice]}), text=text)
+        data = orjson.dumps({**self._envelope, "choices": [choice]})
+        return Chunk(data=data, text=text, finish=finish)
 
 
 _USAGE = '"usage":'

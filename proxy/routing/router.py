@@ -6,7 +6,8 @@ failure moves to another deployment at once and waits (exponential backoff with 
 least `retry_after`, honoring Retry-After) only when none is left. When a group is exhausted
 its fallbacks run in order (chained, never looping); a context-length error switches to
 `context_window_fallbacks`.
-If all fail, `AllTargetsFailed` lists every attempt by deployment id.
+If all fail, `AllTargetsFailed` lists every attempt by deployment id. A pinned request
+(`ChatRequest.pin`) skips all of this: one attempt on that deployment, whatever its health.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from proxy.config.types import Config, Deployment
 from proxy.errors import (
     AllTargetsFailed,
     Attempt,
+    BadRequest,
     ContextWindowExceeded,
     UnknownModel,
     UpstreamError,
+    clip,
 )
 from proxy.providers.base import Provider
 from proxy.routing.attempt import OpenStream, complete, open_stream
@@ -37,7 +40,7 @@ from proxy.routing.keys import DeploymentState, KeyPool
 from proxy.routing.policies import spent
 from proxy.routing.sessions import SessionMap
 from proxy.routing.transport import TransportError, UpstreamClient
-from proxy.schema import ChatRequest, ChatResponse, Usage
+from proxy.schema import PIN_HEADER, ChatRequest, ChatResponse, Usage
 
 T = TypeVar("T")
 MAX_GROUPS = 6
@@ -50,6 +53,8 @@ WAKE_SLACK = 0.25
 BACKOFF_BASE = 0.25
 COUNT_TOKENS_TIMEOUT = 5.0
 """A count_tokens call to the upstream that takes longer is answered with an estimate."""
+MAX_PIN_ECHO = 64
+"""Characters of an unknown pinned deployment id echoed in the 400."""
 
 
 @dataclass
@@ -250,6 +255,8 @@ class Router:
         *,
         stream: bool,
     ) -> T:
+        if req.pin is not None:
+            return await self._run_pinned(req, trace, attempt, stream)
         queue = [req.model]
         visited = {req.model}
         last: UpstreamError | None = None
@@ -368,6 +375,60 @@ class Router:
             return result
         raise _GroupExhaustedError(last)
 
+    async def _run_pinned(
+        self,
+        req: ChatRequest,
+        trace: Trace,
+        attempt: Callable[[DeploymentState, float], Awaitable[T]],
+        stream: bool,
+    ) -> T:
+        """One attempt on the pinned deployment (`req.pin`): no other, no fallback, no retry.
+
+        Cooling down, at a limit, rejected or disabled by the operator, it is tried all the
+        same: the operator asked for that key's own answer. Its outcome counts in its health.
+
+        Raises:
+            BadRequest: the pin is not a deployment of the requested group.
+            ProxyError: the deployment's error, as `_run` raises it, or `AllTargetsFailed`
+                naming that attempt (or, for a deployment the config disabled, why).
+        """
+        pin = req.pin
+        dep = next((d for d in self.resolve(req.model) if d.id == pin), None)
+        st = None if dep is None else self.pool.states.get(dep.id)
+        if dep is None or st is None:
+            raise _unknown_pin(req.model, pin or "")
+        if dep.disabled_reason:  # the config left it nothing to try with (an unset key)
+            why = f"the pinned deployment {dep.id} is disabled: {dep.disabled_reason}"
+            raise AllTargetsFailed(req.model, [], unusable=why)
+        if dep.rpm is not None or dep.tpm is not None:
+            await self.pool.shared.reserve(dep.id, dep.rpm, dep.tpm)  # counted, never refused
+        timeout = min(dep.stream_timeout if stream else dep.timeout, trace.remaining(self._clock))
+        self.pool.begin(st)
+        trace.current = dep
+        started = self._clock()
+        try:
+            result = await attempt(st, timeout)
+        except UpstreamError as err:
+            elapsed = (self._clock() - started) * 1000
+            trace.attempts.append(Attempt(dep.id, req.model, err.status, _reason(err), elapsed))
+            self.pool.fail(st, err)
+            if err.retryable:
+                _note_failure(trace, err)
+                raise _final_error(req.model, trace, err) from None
+            if err.context_window:
+                raise ContextWindowExceeded(err.message) from None
+            raise
+        except BaseException as exc:
+            self.pool.release(st)
+            if isinstance(exc, asyncio.CancelledError):
+                elapsed = (self._clock() - started) * 1000
+                trace.attempts.append(Attempt(dep.id, req.model, 499, "cancelled", elapsed))
+            raise
+        elapsed = (self._clock() - started) * 1000
+        trace.attempts.append(Attempt(dep.id, req.model, 200, "ok", elapsed))
+        self.pool.succeed(st, elapsed, release=not stream)
+        return result
+
     async def _wait_for_capacity(
         self,
         deps: Sequence[Deployment],
@@ -442,6 +503,19 @@ def _note_failure(trace: Trace, err: UpstreamError) -> None:
     elif err.retry_after is not None:
         soonest = trace.retry_after
         trace.retry_after = err.retry_after if soonest is None else min(soonest, err.retry_after)
+
+
+def _unknown_pin(group: str, pin: str) -> BadRequest:
+    """The 400 of a pin naming no deployment of `group` (the id escaped and cut short)."""
+    shown = ascii(pin[:MAX_PIN_ECHO]) + (
+        f" (of {len(pin):,} characters)" if len(pin) > MAX_PIN_ECHO else ""
+    )
+    return BadRequest(
+        f"The {PIN_HEADER} header names {shown}, which is not a deployment of the model group "
+        f"'{clip(group)}'.",
+        param=PIN_HEADER,
+        code="unknown_deployment",
+    )
 
 
 def _too_long_error(dep: Deployment) -> UpstreamError:

@@ -50,6 +50,9 @@ class CachedAnswer:
     deployment: str
     provider: str
     preview: str
+    finish: str | None = None
+    """Why the answer ended (OpenAI's finish_reason); None when unknown (an entry stored
+    before it was kept)."""
 
 
 @dataclass

@@ -25,7 +25,8 @@ _CLEAR_BATCH = 500
 
 
 def encode(answer: CachedAnswer) -> bytes:
-    """Returns: a JSON header line (usage, cost, deployment, provider, preview), then the body."""
+    """Returns: a JSON header line (usage, cost, deployment, provider, preview, finish), then
+    the body."""
     usage = answer.usage
     head = {
         "usage": None if usage is None else usage.__dict__,
@@ -33,20 +34,23 @@ def encode(answer: CachedAnswer) -> bytes:
         "deployment": answer.deployment,
         "provider": answer.provider,
         "preview": answer.preview,
+        "finish": answer.finish,
     }
     return orjson.dumps(head) + b"\n" + answer.body
 
 
 def decode(raw: bytes) -> CachedAnswer:
-    """Returns: the answer `encode` wrote. Raises: ValueError on a malformed value."""
+    """Returns: the answer `encode` wrote (an older entry without `finish` has None).
+    Raises: ValueError on a malformed value."""
     line, sep, body = raw.partition(b"\n")
     if not sep:
         raise ValueError("not a cached answer")
     head = orjson.loads(line)
     usage = Usage(**head["usage"]) if head.get("usage") else None
+    finish = head.get("finish")
     return CachedAnswer(
         body, usage, head.get("cost"), str(head["deployment"]), str(head["provider"]),
-        str(head.get("preview", "")),
+        str(head.get("preview", "")), finish if isinstance(finish, str) else None,
     )  # fmt: skip
 
 

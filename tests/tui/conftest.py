@@ -107,6 +107,8 @@ def finished(req_id, group="gpt-4o", dep="gpt-4o-1", status=200, at=NOW - 30, **
         "client": "openai-python",
         "session": None,
         "key_alias": None,
+        "finish": "stop",
+        "params": {},
     }
     event.update(extra)
     return event

@@ -44,6 +44,7 @@ def test_request_detail(snap_compare) -> None:
             attempts=2,
             fallback="claude",
             attempt_log=attempts,
+            params={"temperature": 0.2, "max_tokens": 4096, "tools": 25, "stream": True},
         )
     )
     assert snap_compare(make_app(source), terminal_size=(120, 40), press=["2", "enter"])

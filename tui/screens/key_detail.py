@@ -142,8 +142,9 @@ class KeyDetailScreen(ModalScreen[None]):
         self.post_message(Pane.ActionRequested(action, dep_id))
 
     def action_test(self) -> None:
-        """Opens the tester on this key's group, naming this key as the one under test (the
-        proxy has no per-request key pin: the result says which key answered)."""
+        """Opens the tester on this key's group, pinned to this key: each send carries
+        `x-llmproxy-deployment`, so this deployment alone answers, even while it cools down or
+        is disabled (ctrl+t in the tester unpins)."""
         dep_id, group = str(self.dep.get("id", "")), str(self.dep.get("group", ""))
         self.dismiss(None)
         self.app.post_message(OpenTester(TesterPreset(group, deployment=dep_id)))

@@ -1,8 +1,8 @@
-"""A request's details: summary (the client, the API it came through, the session), each
-attempt with its reason and the upstream's message in full, and the response preview (events
-never carry keys, so none can show here); with a source that serves them, the request's stored
-bodies side by side (client, upstream, answer; scrubbed by the proxy), and B to turn storing
-on or off."""
+"""A request's details: summary (the client, the API it came through, the session, the
+parameters it set, why its answer ended), each attempt with its reason and the upstream's
+message in full, and the response preview (events never carry keys, so none can show here);
+with a source that serves them, the request's stored bodies side by side (client, upstream,
+answer; scrubbed by the proxy), and B to turn storing on or off."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ BODY_COLUMNS = (
     ("answer", "Came back"),
 )
 NOT_STORED = "not stored (press B to start storing bodies)"
+FINISHES = {
+    "length": "length (the answer hit max tokens)",
+    "content_filter": "content_filter (the provider's filter stopped the answer)",
+}
+"""Finish reasons worth a word of explanation; any other is shown as it is."""
 
 
 def summary(req: dict[str, Any]) -> Text:
@@ -53,7 +58,9 @@ def summary(req: dict[str, Any]) -> Text:
         ("Group", req.get("group", "")),
         ("Deployment", f"{req.get('deployment') or '—'} ({req.get('provider') or '—'})"),
         ("Status", _status(req) if finished else "in flight"),
+        ("Finish", _finish(req.get("finish")) if finished else "—"),
         ("Kind", f"{req.get('kind', 'chat')}{' · stream' if req.get('stream') else ''}"),
+        ("Params", params(req.get("params")) if finished else "…"),
         ("Latency", f"{fmt.ms(req.get('latency_ms'))} · TTFT {fmt.ms(req.get('ttft_ms'))}"),
         (
             "Tokens",
@@ -101,6 +108,27 @@ def _status(req: dict[str, Any]) -> str:
     if status == fmt.CANCELLED:
         return f"{status} cancelled (the client went away before the answer)"
     return str(status)
+
+
+def _finish(reason: Any) -> str:
+    if not reason:
+        return "—"
+    return FINISHES.get(reason, str(reason)) if isinstance(reason, str) else str(reason)
+
+
+def params(values: Any) -> str:
+    """Returns the client's parameters on one line, `temperature 0.2 · tools 25 · stream` (a
+    true flag by its name alone); `—` for none. A string to show through `fmt.plain`: the
+    values are the client's."""
+    if not isinstance(values, dict) or not values:
+        return "—"
+    shown = []
+    for name, value in list(values.items())[:24]:
+        if value is True:
+            shown.append(str(name))
+        else:
+            shown.append(f"{name} {'false' if value is False else value}")
+    return " · ".join(shown)
 
 
 def preview(text: str) -> Text:

@@ -1,6 +1,7 @@
 """The model tester: sends a prompt through the proxy's own front doors (the real paths, local
 or attached) as Chat Completions, Anthropic Messages or OpenAI Responses, streams the answer as
-Markdown, and keeps a history of runs."""
+Markdown, and keeps a history of runs. "Test this key" pins each send to that one deployment
+(the `x-llmproxy-deployment` request header); ctrl+t unpins and pins again."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ class TesterPreset:
 
     group: str
     deployment: str | None = None
-    """The key under test. The proxy has no per-request deployment pin, so the prompt goes to
-    its group and the result line says when another key of the group answered."""
+    """The key under test: every send to its group carries `x-llmproxy-deployment`, so the
+    proxy tries that deployment alone (no other key, no fallback, no cache) until unpinned."""
     wire: str | None = None
     prompt: str | None = None
     system: str | None = None
@@ -81,7 +82,7 @@ class TesterRun:
     cost_known: bool = False
     error: str | None = None
     target: str | None = None
-    """The key under test ("test this key"), if any."""
+    """The deployment the run was pinned to (`x-llmproxy-deployment`), if any."""
 
     @property
     def format(self) -> WireFormat:
@@ -94,12 +95,14 @@ class TesterRun:
     def result_line(self) -> Text:
         """Returns `served by … via API · TTFT · latency · tokens · cost · cache`."""
         via = f"{self.format.label} ({self.format.path})"
+        pinned = fmt.plain(f" · pinned to {self.target}", 80, "bold") if self.target else Text()
         if self.error:
             out = Text("✖ ", style="bold red")
             out.append_text(fmt.plain(self.error, 300, style="bold red"))
-            return out.append(f"  via {via}", style="dim")
+            return out.append(f"  via {via}", style="dim").append_text(pinned)
         if self.latency_ms is None:
-            return Text(f"sending to {self.group} via {via}…", style="dim")
+            out = fmt.plain(f"sending to {self.group} via {via}…", 200, "dim")
+            return out.append_text(pinned)
         cost = fmt.dollars(self.cost) if self.cost_known else "—"
         tokens = (
             f"{self.usage.get('prompt_tokens', '?')} in / "
@@ -113,10 +116,11 @@ class TesterRun:
             f" · cache {self.cache or '—'}"
         )
         if self.target and self.deployment and self.deployment != self.target:
+            # Only a proxy that ignores the pin (one older than it) lets another key answer.
             out.append_text(
                 fmt.plain(f" · not {self.target}: the group picked another key", 80, "yellow")
             )
-        return out
+        return out.append_text(pinned)
 
     def label(self) -> Text:
         """Returns the history line: `12:00:01 group · API · latency · first words`."""
@@ -132,6 +136,7 @@ class TesterScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "send", "Send", priority=True),
         Binding("ctrl+f", "next_format", "API", priority=True),
+        Binding("ctrl+t", "toggle_pin", "Pin/unpin key", priority=True),
         Binding("escape", "back", "Back"),
     ]
 
@@ -142,7 +147,9 @@ class TesterScreen(Screen[None]):
         self.worker: Worker[TesterRun] | None = None
         """The latest send."""
         self.target: TesterPreset | None = None
-        """The key under test, while its group is the one selected."""
+        """The key under test ("test this key"), kept while unpinned so ctrl+t pins again."""
+        self.pinned = False
+        """Sends to the target's group carry its pin (`pin`)."""
         self._preset: TesterPreset | None = None
 
     def compose(self) -> ComposeResult:
@@ -164,6 +171,7 @@ class TesterScreen(Screen[None]):
                 area.cursor_blink = blink
                 area.border_title = "prompt (ctrl+s sends)"
                 yield area
+                yield Static("", id="tester-pin")
                 yield Static("", id="tester-result")
                 with VerticalScroll(id="tester-answer-box"):
                     yield Markdown("", id="tester-answer")
@@ -178,6 +186,7 @@ class TesterScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#tester-history", OptionList).border_title = "history"
+        self._show_pin()
         self.on_screen_resume()
 
     def on_screen_resume(self) -> None:
@@ -217,15 +226,59 @@ class TesterScreen(Screen[None]):
         if preset.temperature is not None:
             self.query_one("#tester-temp", Input).value = str(preset.temperature)
         self.target = preset if preset.deployment else None
+        self.pinned = self.target is not None
+        self._show_pin()
         if preset.deployment:
             line = Text("testing key ", style="dim")
             line.append_text(fmt.plain(preset.deployment, 60, style="bold"))
             line.append(" through its group ", style="dim")
             line.append_text(fmt.plain(preset.group, 60, style="bold"))
-            line.append(
-                " (the proxy picks the group's key; the result says which answered)", style="dim"
-            )
+            line.append(": pinned, so no other key of the group answers", style="dim")
             self.query_one("#tester-result", Static).update(line)
+
+    @property
+    def pin(self) -> str | None:
+        """The deployment the next send is pinned to: the key under test while pinned and its
+        group is the one selected, else None (the group picks the key)."""
+        target = self.target
+        if target is None or not self.pinned:
+            return None
+        group = self.query_one("#tester-group", Select).value
+        return target.deployment if group == target.group else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Shows ctrl+t (pin/unpin) only while a key is under test."""
+        return self.target is not None if action == "toggle_pin" else True
+
+    def action_toggle_pin(self) -> None:
+        """Unpins the key under test (sends go to its group, any key answers) or pins it again."""
+        if self.target is None:
+            return
+        self.pinned = not self.pinned
+        self._show_pin()
+
+    def _show_pin(self) -> None:
+        """Says, above the result line, what the next send is pinned to (hidden with no key
+        under test)."""
+        box = self.query_one("#tester-pin", Static)
+        target = self.target
+        box.display = target is not None
+        self.refresh_bindings()
+        if target is None:
+            return
+        dep = fmt.plain(target.deployment or "", 60, style="bold")
+        pin = self.pin
+        if pin is not None:
+            line = Text("⚑ pinned to ", style="bold yellow").append_text(dep)
+            line.append(": only this key answers, no fallback, no cache (ctrl+t unpins)")
+        elif self.pinned:
+            line = Text("pinned to ", style="dim").append_text(dep)
+            line.append_text(fmt.plain(f" for group {target.group} only; this group", 80, "dim"))
+            line.append(" is not pinned", style="dim")
+        else:
+            line = Text("unpinned: the group picks the key (ctrl+t pins to ", style="dim")
+            line.append_text(dep).append(" again)", style="dim")
+        box.update(line)
 
     def run_for(self, request_id: str) -> TesterRun | None:
         """Returns the tester's run that made request `request_id`, if it made it."""
@@ -250,6 +303,8 @@ class TesterScreen(Screen[None]):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "tester-format":
             self.query_one("#tester-title", Static).update(title(FORMATS[self.wire]))
+        elif event.select.id == "tester-group":
+            self._show_pin()
 
     def action_send(self) -> None:
         group = self.query_one("#tester-group", Select).value
@@ -270,8 +325,7 @@ class TesterScreen(Screen[None]):
         system = self.query_one("#tester-system", Input).value
         clock = getattr(self.app, "clock", time.time)
         run = TesterRun(group, prompt, system, temperature, clock(), self.wire)
-        if self.target is not None and self.target.group == group:
-            run.target = self.target.deployment
+        run.target = self.pin
         self.runs.append(run)
         self.worker = self.stream(run)
 
@@ -302,7 +356,10 @@ class TesterScreen(Screen[None]):
         async with (
             httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0)) as client,
             client.stream(
-                "POST", f"{base_url}{wire.path}", json=run.body(), headers=wire.headers(key)
+                "POST",
+                f"{base_url}{wire.path}",
+                json=run.body(),
+                headers=wire.headers(key, run.target),  # local or attached: the same path
             ) as response,
         ):
             run.status = response.status_code
@@ -380,12 +437,13 @@ def title(wire: WireFormat) -> str:
 
 
 def replay_preset(request: dict[str, Any], run: TesterRun | None) -> TesterPreset:
-    """Returns what the tester opens with to replay `request`: the run's own prompt, sent at
-    once, when the tester made it; else its group and API, the prompt to write (the proxy keeps
-    no prompts)."""
+    """Returns what the tester opens with to replay `request`: the run's own prompt (and pin),
+    sent at once, when the tester made it; else its group and API, the prompt to write (the
+    proxy keeps no prompts)."""
     if run is not None:
         return TesterPreset(
             run.group,
+            deployment=run.target,
             wire=run.wire,
             prompt=run.prompt,
             system=run.system,
@@ -402,7 +460,7 @@ def request_curl(
     """Returns `request` as a curl line (see `tester_wire.curl_command`): the tester's own body
     when it made the request, else its group and API with a placeholder prompt."""
     if run is not None:
-        return curl_command(run.format, base_url, run.body(), keyed=keyed)
+        return curl_command(run.format, base_url, run.body(), keyed=keyed, pin=run.target)
     wire = FORMATS.get(str(request.get("front_door") or "chat"), FORMATS["chat"])
     body = placeholder_body(wire, str(request.get("group") or ""), bool(request.get("stream")))
     return curl_command(wire, base_url, body, keyed=keyed)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from proxy.schema import PIN_HEADER
 from proxy.sse import SSEDecoder
 
 MAX_TOKENS = 1024
@@ -55,12 +56,18 @@ class WireFormat:
     build: Callable[[Prompt], dict[str, Any]]
     read: Callable[[dict[str, Any]], Delta]
 
-    def headers(self, key: str | None) -> dict[str, str]:
-        """Returns the auth (and version) headers, as this API's own clients send them."""
+    def headers(self, key: str | None, pin: str | None = None) -> dict[str, str]:
+        """Returns the auth (and version) headers, as this API's own clients send them, and
+        with `pin` the proxy's `x-llmproxy-deployment`, which sends the request to that one
+        deployment of the group."""
         if self.name == "messages":
             auth = {"x-api-key": key} if key else {}
-            return {**auth, "anthropic-version": ANTHROPIC_VERSION}
-        return {"Authorization": f"Bearer {key}"} if key else {}
+            out = {**auth, "anthropic-version": ANTHROPIC_VERSION}
+        else:
+            out = {"Authorization": f"Bearer {key}"} if key else {}
+        if pin:
+            out[PIN_HEADER] = pin
+        return out
 
 
 def _chat_body(p: Prompt) -> dict[str, Any]:
@@ -225,7 +232,14 @@ def placeholder_body(wire: WireFormat, group: str, stream: bool) -> dict[str, An
     return body
 
 
-def curl_command(wire: WireFormat, base_url: str, body: dict[str, Any], *, keyed: bool) -> str:
+def curl_command(
+    wire: WireFormat,
+    base_url: str,
+    body: dict[str, Any],
+    *,
+    keyed: bool,
+    pin: str | None = None,
+) -> str:
     """Returns a shell line that sends `body` through `wire`'s path; with `keyed` (the proxy has
     a master key) the key is the shell variable `$LLMPROXY_KEY`, never its value.
 
@@ -234,15 +248,18 @@ def curl_command(wire: WireFormat, base_url: str, body: dict[str, Any], *, keyed
         base_url: the proxy's URL.
         body: the JSON body; single quotes in it are quoted for the shell.
         keyed: whether to send an auth header.
+        pin: the deployment the request is pinned to (`x-llmproxy-deployment`), if any.
     Returns:
         The command, one option per line.
     """
     lines = [f"curl {_shell_quote(base_url.rstrip('/') + wire.path)}"]
     lines.append("-H 'content-type: application/json'")
-    for name, value in wire.headers(KEY_VARIABLE if keyed else None).items():
+    for name, value in wire.headers(KEY_VARIABLE if keyed else None, pin).items():
         header = f"{name}: {value}"
-        # The variable expands inside double quotes; the other headers are ours, plain.
-        lines.append(f'-H "{header}"' if KEY_VARIABLE in value else f"-H {_shell_quote(header)}")
+        # The variable expands inside double quotes; the other headers (the pin's id too,
+        # which is the config's text) are quoted plain.
+        expand = KEY_VARIABLE in value and name != PIN_HEADER
+        lines.append(f'-H "{header}"' if expand else f"-H {_shell_quote(header)}")
     lines.append(f"-d {_shell_quote(orjson.dumps(body).decode())}")
     return " \\\n  ".join(lines)
 

@@ -74,6 +74,7 @@ def parse_response(dep: Deployment, body: bytes, *, created: int = 0) -> ChatRes
     message, tool_calls = _message(doc["content"])
     usage = usage_from(doc.get("usage") or {})
     model = doc["model"] if isinstance(doc.get("model"), str) else dep.model
+    finish = finish_reason(doc.get("stop_reason"), tool_calls=tool_calls)
     out = {
         "id": doc.get("id", ""),
         "object": "chat.completion",
@@ -84,7 +85,7 @@ def parse_response(dep: Deployment, body: bytes, *, created: int = 0) -> ChatRes
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(doc.get("stop_reason"), tool_calls=tool_calls),
+                "finish_reason": finish,
             }
         ],
         "usage": usage_json(usage),
@@ -94,6 +95,7 @@ def parse_response(dep: Deployment, body: bytes, *, created: int = 0) -> ChatRes
         usage=usage,
         model=model,
         preview=text_preview(message["content"] or ""),
+        finish=finish,
     )
 
 

@@ -197,6 +197,7 @@ class AnthropicStreamDecoder:
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
         if self._lean:
-            return Chunk(data=None, text=text)
+            return Chunk(data=None, text=text, finish=finish)
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return Chunk(data=orjson.dumps({**self._envelope(), "choices": [choice]}), text=text)
+        data = orjson.dumps({**self._envelope(), "choices": [choice]})
+        return Chunk(data=data, text=text, finish=finish)

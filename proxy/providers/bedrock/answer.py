@@ -66,12 +66,8 @@ def parse_response(dep: Deployment, body: bytes, *, created: int, answer_id: str
         raise bad_answer(dep, "Bedrock answered 2xx with a body that is not a Converse answer.")
     message, has_calls = _message(blocks)
     usage = usage_from(doc.get("usage"))
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": finish_reason(doc.get("stopReason"), tool_calls=has_calls),
-    }
+    finish = finish_reason(doc.get("stopReason"), tool_calls=has_calls)
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     out = {
         "id": answer_id,
         "object": "chat.completion",
@@ -81,7 +77,9 @@ def parse_response(dep: Deployment, body: bytes, *, created: int, answer_id: str
         "usage": usage_json(usage),
     }
     preview = text_preview(message["content"] or "")
-    return ChatResponse(body=orjson.dumps(out), usage=usage, model=dep.model, preview=preview)
+    return ChatResponse(
+        body=orjson.dumps(out), usage=usage, model=dep.model, preview=preview, finish=finish
+    )
 
 
 def _message(blocks: list[Any]) -> tuple[dict[str, Any], bool]:
@@ -244,4 +242,5 @@ class ConverseStreamDecoder:
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return Chunk(data=orjson.dumps({**self._envelope, "choices": [choice]}), text=text)
+        data = orjson.dumps({**self._envelope, "choices": [choice]})
+        return Chunk(data=data, text=text, finish=finish)

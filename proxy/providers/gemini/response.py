@@ -163,6 +163,7 @@ def parse_response(
         message["reasoning_content"] = "".join(parts.reasoning)
     usage = usage_from(doc.get("usageMetadata"))
     model = model_of(doc, dep)
+    finish = finish_reason(reason, tool_calls=bool(parts.calls))
     out = {
         "id": f"chatcmpl-{doc.get('responseId') or request_id}",
         "object": "chat.completion",
@@ -173,7 +174,7 @@ def parse_response(
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(reason, tool_calls=bool(parts.calls)),
+                "finish_reason": finish,
             }
         ],
         "usage": usage.as_openai(),
@@ -183,6 +184,7 @@ def parse_response(
         usage=usage,
         model=model,
         preview=text_preview(message["content"] or ""),
+        finish=finish,
     )
 
 

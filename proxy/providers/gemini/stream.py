@@ -129,7 +129,8 @@ class GeminiStreamDecoder:
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return Chunk(data=orjson.dumps({**self._head, "choices": [choice]}), text=text)
+        data = orjson.dumps({**self._head, "choices": [choice]})
+        return Chunk(data=data, text=text, finish=finish)
 
 
 def _plain_text(part: Any) -> bool:
