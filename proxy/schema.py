@@ -87,6 +87,9 @@ class NativeBody:
     """"anthropic_messages" or "openai_responses"."""
     body: dict[str, Any]
     """The client's body without the proxy-only fields; `model` is replaced upstream."""
+    raw: bytes = b""
+    """The body as the client sent it, when it held no proxy-only field (else b""): sent
+    upstream with only `model`'s value replaced when nothing else changes (`native_bytes`)."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ import orjson
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
 from proxy.providers import openai_responses
-from proxy.providers.base import StreamDecoder, passes_through
+from proxy.providers.base import StreamDecoder, native_bytes, passes_through
 from proxy.providers.defaults import with_defaults, with_native_defaults
 from proxy.providers.openai_params import fit_body, fit_responses_body
 from proxy.providers.retry_after import retry_after
@@ -30,7 +30,6 @@ from proxy.schema import (
     SSEEvent,
     UpstreamRequest,
     Usage,
-    dumps,
     text_preview,
 )
 
@@ -110,7 +109,8 @@ class OpenAIProvider:
             native = {**native, "model": dep.upstream_model(req.model)}
             fit_responses_body(native, dep)
             headers = {"content-type": "application/json", **_auth_headers(dep)}
-            return UpstreamRequest("POST", dep.api_base + "/responses", headers, dumps(native))
+            content = native_bytes(req.native, native)
+            return UpstreamRequest("POST", dep.api_base + "/responses", headers, content)
         body = dict(with_defaults(req.body, dep))
         body["model"] = dep.upstream_model(req.model)
         fit_body(body, dep)

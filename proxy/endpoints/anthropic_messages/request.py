@@ -33,7 +33,8 @@ class MessagesRequest:
     """What the Messages front door keeps beside the translated request."""
 
     raw: bytes
-    """The body exactly as the client sent it."""
+    """The body exactly as the client sent it; b"" when it held a proxy-only field (`cache`,
+    `api_key`, ...), so that it cannot go upstream as it is."""
     body: dict[str, Any]
     """The client's Messages body without the proxy-only fields (`cache`, `api_key`, ...)."""
     model: str
@@ -94,7 +95,8 @@ def parse(
         _tool_choice(body.get("tool_choice"))
         chat["stream"] = stream
         pending = partial(_chat_body, body, model, stream, user_id)
-    info = MessagesRequest(raw, client_body, model, stream, session_of(user_id))
+    as_sent = raw if len(client_body) == len(body) else b""
+    info = MessagesRequest(as_sent, client_body, model, stream, session_of(user_id))
     req = ChatRequest(
         model=model,
         body=chat,

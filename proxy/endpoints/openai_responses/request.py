@@ -60,7 +60,8 @@ class ResponsesRequest:
     """What the Responses front door keeps beside the translated request."""
 
     raw: bytes
-    """The body exactly as the client sent it."""
+    """The body exactly as the client sent it; b"" when it held a proxy-only field (`cache`,
+    `api_key`, ...), so that it cannot go upstream as it is."""
     body: dict[str, Any]
     """The client's Responses body without the proxy-only fields (`cache`, `api_key`, ...)."""
     model: str
@@ -114,9 +115,10 @@ def parse(
         if stream:
             chat["stream"] = True
         pending = partial(_translate, body, model, stream, table)
+    client_body = {k: v for k, v in body.items() if k not in IGNORED}
     info = ResponsesRequest(
-        raw=raw,
-        body={k: v for k, v in body.items() if k not in IGNORED},
+        raw=raw if len(client_body) == len(body) else b"",
+        body=client_body,
         model=model,
         stream=stream,
         session_id=_session(body.get("prompt_cache_key")),

@@ -17,7 +17,7 @@ from proxy.providers.anthropic import errors as anthropic_errors
 from proxy.providers.anthropic import response as anthropic_response
 from proxy.providers.anthropic.request import MIN_THINKING_BUDGET, build_body
 from proxy.providers.anthropic.stream import AnthropicStreamDecoder
-from proxy.providers.base import passes_through
+from proxy.providers.base import native_bytes, passes_through
 from proxy.providers.defaults import (
     drops_params,
     with_defaults,
@@ -56,6 +56,7 @@ class AnthropicProvider:
         if req.native is not None and passes_through(self, req):
             native = with_native_defaults(req.native.body, dep, "anthropic_messages")
             body = passthrough_body(native, model, limit)
+            content = native_bytes(req.native, body)
         else:
             body = build_body(
                 with_defaults(req.body, dep),
@@ -65,9 +66,8 @@ class AnthropicProvider:
                 max_output=limit,
             )
             with_extra_body(body, dep)
-        return UpstreamRequest(
-            "POST", messages_url(dep.api_base), self._headers(req, dep), dumps(body)
-        )
+            content = dumps(body)
+        return UpstreamRequest("POST", messages_url(dep.api_base), self._headers(req, dep), content)
 
     def parse_response(self, req: ChatRequest, dep: Deployment, body: bytes) -> ChatResponse:
         """Returns the OpenAI `chat.completion` for a 2xx Messages body (`created` from `req`).

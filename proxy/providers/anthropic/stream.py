@@ -41,6 +41,8 @@ class AnthropicStreamDecoder:
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int | None] = {}
         """Anthropic block index → OpenAI tool-call index (None: the response_format tool)."""
+        self._lean_calls = False
+        """A lean stream started a tool_use block (its blocks are not decoded)."""
         self._handlers: dict[str, Callable[[dict[str, Any]], list[Chunk]]] = {
             "message_start": self._message_start,
             "content_block_start": self._block_start,
@@ -62,10 +64,34 @@ class AnthropicStreamDecoder:
             UpstreamError: an `error` event (overloaded and rate limits retryable), or data
                 that is not JSON (502, retryable).
         """
+        if self._lean:
+            skipped = self._lean_skip(event)
+            if skipped is not None:
+                return skipped
         data = self._load(event)
         kind = data.get("type") or event.event
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         return handler(data) if handler else []
+
+    def _lean_skip(self, event: SSEEvent) -> list[Chunk] | None:
+        """In a lean stream (a pass-through: the client gets the upstream's own events), the
+        events that carry nothing the proxy reads are answered without decoding them: pings,
+        block starts and ends, and deltas of tool input, thinking or signatures. Returns None
+        for an event to decode (the message's start and end, text, errors).
+
+        The markers are searched in the raw JSON, where they can only be the block's own
+        type: inside a string value their quotes would be escaped.
+        """
+        name = event.event
+        if name == "content_block_delta":
+            return None if '"text_delta"' in event.data else []
+        if name == "content_block_start":
+            if '"tool_use"' in event.data:
+                self._lean_calls = True
+            return []
+        if name == "ping" or name == "content_block_stop":
+            return []
+        return None
 
     def _load(self, event: SSEEvent) -> dict[str, Any]:
         try:
@@ -162,7 +188,7 @@ class AnthropicStreamDecoder:
         if self._finished:
             return []
         self._finished = True
-        has_calls = any(v is not None for v in self._tools.values())
+        has_calls = self._lean_calls or any(v is not None for v in self._tools.values())
         reason = finish_reason(stop_reason, tool_calls=has_calls)
         return [self._chunk({}, finish=reason)]
 

@@ -149,9 +149,11 @@ def test_claude_code_request_translates_to_one_openai_chat_body():
 
 def test_the_raw_body_is_kept_and_passes_through_with_only_the_model_replaced():
     body = claude_code_body()
+    raw = orjson.dumps(body)
+    assert parse(raw, {})[2].raw == raw
     raw = orjson.dumps({**body, "cache": {"no-cache": True}})
     _, ctl, info = parse(raw, {})
-    assert info.raw == raw
+    assert info.raw == b""  # it holds a proxy-only field: never sent upstream as it is
     assert ctl.no_cache is True
     assert orjson.loads(info.passthrough("claude-sonnet-4-5-20250929")) == {
         **body, "model": "claude-sonnet-4-5-20250929"}  # fmt: skip

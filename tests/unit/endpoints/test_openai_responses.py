@@ -144,9 +144,11 @@ def test_codex_request_translates_to_one_openai_chat_body():
 
 def test_the_raw_body_is_kept_and_passes_through_with_only_the_model_replaced():
     body = codex_body()
+    raw = orjson.dumps(body)
+    assert parse(raw, {})[2].raw == raw
     raw = orjson.dumps({**body, "cache": {"ttl": 60}})
     _, ctl, info = parse(raw, {})
-    assert (info.raw, ctl.ttl) == (raw, 60.0)
+    assert (info.raw, ctl.ttl) == (b"", 60.0)  # a proxy-only field: never sent as it is
     assert orjson.loads(info.passthrough("gpt-5.5-2026")) == {**body, "model": "gpt-5.5-2026"}
 
 
