@@ -24,15 +24,21 @@ from proxy.errors import ProxyError, UpstreamError
 from proxy.events import EventBus, RequestFinished, RequestStarted
 from proxy.routing.attempt import OpenStream
 from proxy.routing.router import Router, Trace, estimate_prompt_tokens
-from proxy.schema import CacheControl, ChatRequest, Chunk, UpstreamRequest, Usage, text_preview
+from proxy.schema import (
+    PREVIEW_CHARS,
+    CacheControl,
+    ChatRequest,
+    Chunk,
+    UpstreamRequest,
+    Usage,
+    text_preview,
+)
 from proxy.sse import DONE, encode
 from proxy.store.bodies import BodyStore
 from proxy.store.cache import CachedAnswer, ResponseCache
 from proxy.store.pricing import PriceTable
 from proxy.stream_assembly import assemble, replay
 
-PREVIEW_CHARS = 200
-"""Characters of a streamed answer's text kept for its preview (`text_preview`'s limit)."""
 MAX_KEPT = 4 * 1024 * 1024
 """Bytes of chunks kept to cache a streamed answer whole; a longer one streams on, uncached."""
 CLIENT_GONE = "the client went away"

@@ -204,7 +204,12 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def text_preview(text: str, limit: int = 200) -> str:
+PREVIEW_CHARS = 200
+"""Characters of an answer's text kept for its preview (the dashboard's), and all a lean
+stream decoder reads of it."""
+
+
+def text_preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -73,6 +73,68 @@ class SSEDecoder:
         self._scan = max(rest - 1, 0)  # a blank line may straddle this read and the next
         return events
 
+    def relay(
+        self, data: bytes, wanted: frozenset[bytes] | None = None
+    ) -> tuple[list[SSEEvent], bytes]:
+        """For a pass-through: returns the events completed by `data` that a reader wants and
+        the bytes of every event completed by it, as one piece to relay (a slice of `data`
+        itself when it ended on an event's end).
+
+        Args:
+            wanted: the `event:` names the reader decodes; an event named otherwise is
+                relayed but never split into fields nor decoded, and its data is not copied.
+                Unnamed events are always decoded. None: every event.
+
+        The events carry no `raw` of their own: their bytes are in the piece.
+
+        Raises:
+            EventTooLargeError: the unfinished event is longer than the limit.
+        """
+        if self._cr and data[:1] == b"\n":
+            data = data[1:]
+        if b"\r" in data:
+            self._cr = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            self._cr = False
+        pending = self._buf
+        buf: bytes | bytearray
+        if pending:
+            pending += data
+            buf, pos = pending, self._scan
+        else:
+            buf, pos = data, 0
+        events: list[SSEEvent] = []
+        start = 0
+        find = buf.find
+        while (end := find(b"\n", pos)) >= 0:
+            if buf[end + 1 : end + 2] != b"\n":
+                pos = end + 1
+                continue
+            if wanted is not None and buf.startswith(b"event: ", start):
+                nl = find(b"\n", start)
+                if bytes(buf[start + 7 : nl]) not in wanted:
+                    start = pos = end + 2
+                    continue
+            event = _relayed_event(buf, start, end)
+            if event is not None:
+                events.append(event)
+            start = pos = end + 2
+        rest = len(buf) - start
+        if rest > self._limit:
+            self._buf = bytearray()
+            raise EventTooLargeError(f"an event longer than {self._limit} bytes")
+        if pending:
+            with memoryview(pending) as view:
+                piece = bytes(view[:start])  # one copy (a bytearray slice would be two)
+            del pending[:start]
+        else:
+            piece = data if start == len(data) else data[:start]
+            if rest:
+                self._buf = bytearray(data[start:])
+        self._scan = max(rest - 1, 0)
+        return events, piece
+
     @property
     def pending(self) -> bool:
         """Part of an event (or a CR whose LF may follow) is held for the next read."""
@@ -101,6 +163,22 @@ def _parse_block(block: bytes | bytearray) -> SSEEvent | None:
 
 
 _END = b"\n\n"
+
+
+def _relayed_event(buf: bytes | bytearray, start: int, end: int) -> SSEEvent | None:
+    """`_parse_block` of `buf[start:end]` without copying the block first (its bytes are
+    relayed as part of a piece, so the event keeps no `raw`)."""
+    if buf.startswith(b"event: ", start):
+        nl = buf.find(b"\n", start, end)
+        if nl > 0 and buf.startswith(b"data: ", nl + 1) and buf.find(b"\n", nl + 1, end) < 0:
+            with memoryview(buf) as view:
+                name = str(view[start + 7 : nl], "utf-8", "replace")
+                return SSEEvent(name, str(view[nl + 7 : end], "utf-8", "replace"))
+    elif buf.startswith(b"data: ", start) and buf.find(b"\n", start, end) < 0:
+        with memoryview(buf) as view:
+            return SSEEvent(None, str(view[start + 6 : end], "utf-8", "replace"))
+    event = _parse_lines(buf[start:end])
+    return None if event is None else SSEEvent(event.event, event.data)
 
 
 def _parse_lines(block: bytes | bytearray) -> SSEEvent | None:

@@ -158,13 +158,19 @@ def replace_model(raw: bytes, old: Any, new: Any) -> bytes | None:
     that cannot be done by bytes alone for sure: `"model"` appears more than once (a nested
     key or a value of that name), or not as orjson would write `old`.
 
-    The one `"model"` token, its quotes unescaped, is a key or a whole string: followed by a
-    colon and `old`'s JSON, it is the key the parsed body holds `old` under.
+    A `"model"` right after the object's opening brace is its first key (agents put it
+    first). Elsewhere it must be the one `"model"` token: its quotes unescaped, that is a key
+    or a whole string, and followed by a colon and `old`'s JSON it is the key the parsed body
+    holds `old` under.
     """
     if not isinstance(old, str) or not isinstance(new, str):
         return None
     at = raw.find(_MODEL_KEY)
-    if at <= 0 or raw[at - 1] == 0x5C or raw.find(_MODEL_KEY, at + 7) >= 0:  # 0x5C: a backslash
+    if at <= 0:
+        return None
+    if raw[:at].strip(_SPACE) != b"{" and (
+        raw[at - 1] == 0x5C or raw.find(_MODEL_KEY, at + 7) >= 0  # 0x5C: a backslash
+    ):
         return None
     pos, end = at + 7, len(raw)
     while pos < end and raw[pos] in _SPACE:

@@ -24,6 +24,7 @@ from proxy.providers.defaults import with_defaults, with_native_defaults
 from proxy.providers.openai_params import fit_body, fit_responses_body
 from proxy.providers.retry_after import retry_after
 from proxy.schema import (
+    PREVIEW_CHARS,
     ChatRequest,
     ChatResponse,
     Chunk,
@@ -33,8 +34,6 @@ from proxy.schema import (
     text_preview,
 )
 
-PREVIEW_CHARS = 200
-"""Characters of a streamed answer decoded for the preview (and time to first token)."""
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "completions": "/completions"}
 # Phrases upstreams use when the prompt is longer than the model's window.
 _CONTEXT_PHRASES = (

@@ -19,7 +19,7 @@ import orjson
 
 from proxy.config.types import Deployment
 from proxy.errors import UpstreamError
-from proxy.schema import ChatResponse, Chunk, SSEEvent, Usage, text_preview
+from proxy.schema import PREVIEW_CHARS, ChatResponse, Chunk, SSEEvent, Usage, text_preview
 
 Classify = Callable[[int, bytes], UpstreamError]
 """The adapter's `classify_error` for one deployment: (status, OpenAI error body) → error."""
@@ -231,6 +231,15 @@ class _Call:
         """Some of its arguments (or input) arrived as deltas."""
 
 
+_LEAN_EVENTS = frozenset(
+    {b"response.output_text.delta", b"response.output_item.added", b"response.completed",
+     b"response.incomplete", b"response.failed", b"error"}
+)  # fmt: skip
+"""What a lean stream reads: answer text (the preview), whether a tool was called, its end
+and failures; not `created` or `in_progress` (which repeat the request's tools), the argument
+deltas nor the `.done` echoes."""
+
+
 class ResponsesStreamDecoder:
     """Turns one Responses SSE stream into neutral chunks (see `StreamDecoder`).
 
@@ -259,6 +268,10 @@ class ResponsesStreamDecoder:
         self._done = False
         self._calls: dict[int, _Call] = {}
         """Output index → the tool call streaming there."""
+        self._lean_calls = False
+        """A lean stream added a tool call (its items are not decoded)."""
+        self._seen = 0
+        """Characters of answer text decoded (a lean stream stops once the preview has them)."""
         self._handlers: dict[str, Callable[[dict[str, Any]], list[Chunk]]] = {
             "response.created": self._created,
             "response.output_text.delta": self._delta("content"),
@@ -280,6 +293,11 @@ class ResponsesStreamDecoder:
         """`response.completed`, `.incomplete` or `.failed` arrived."""
         return self._done
 
+    @property
+    def native_events(self) -> frozenset[bytes] | None:
+        """The events a lean stream decodes (its pass-through relays them all); None: all."""
+        return _LEAN_EVENTS if self._lean else None
+
     def feed(self, event: SSEEvent) -> list[Chunk]:
         """Returns the neutral chunks this event makes (none for most events).
 
@@ -290,12 +308,22 @@ class ResponsesStreamDecoder:
         name = event.event
         if name is not None and name not in self._handlers:
             return []  # named, and nothing the proxy reads: not decoded at all
-        if self._lean and name == "response.created":
-            return self._open()
-        if self._lean and name == "response.completed":
-            usage = tail_usage(event.data)
-            if usage is not None:
-                return self._completed({"response": {"usage": usage}})
+        if self._lean:
+            if name == "response.output_text.delta" and self._seen >= PREVIEW_CHARS:
+                return []  # the preview is full: the text is relayed, not read
+            if name == "response.output_item.added":
+                # Only whether a call was made (for the finish reason): the marker is a whole
+                # JSON string (quotes inside a string value are escaped), the item's type.
+                text = event.data
+                if '"function_call"' in text or '"custom_tool_call"' in text:
+                    self._lean_calls = True
+                return []
+            if name == "response.created":
+                return self._open()
+            if name == "response.completed":
+                usage = tail_usage(event.data)
+                if usage is not None:
+                    return self._completed({"response": {"usage": usage}})
         data = self._load(event)
         kind = data.get("type") if name is None else name
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
@@ -327,6 +355,7 @@ class ResponsesStreamDecoder:
             if not isinstance(delta, str) or not delta:
                 return []
             text = delta if name == "content" else ""  # only the answer's text is previewed
+            self._seen += len(text)
             return self._open() + [self._chunk({name: delta}, text=text)]
 
         return handle
@@ -384,7 +413,7 @@ class ResponsesStreamDecoder:
         self._done = True
         response = data.get("response")
         response = response if isinstance(response, dict) else {}
-        finish = _finish(response, bool(self._calls))
+        finish = _finish(response, bool(self._calls) or self._lean_calls)
         # a custom call whose `output_item.done` never came still ends as valid JSON
         chunks = self._open() + [self._args_chunk(c, _CLOSE_INPUT) for c in self._calls.values()
                                  if c.custom]  # fmt: skip

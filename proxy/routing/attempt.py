@@ -288,8 +288,8 @@ async def _decode(
     """Yields the chunks each network read completes; an empty batch only with `idle`, for
     each `idle` seconds without a read once a batch was yielded (a keep-alive tick).
 
-    With `native` (a pass-through), each event's own bytes ride on its first chunk (or on a
-    data-less chunk when it makes none), so the client gets the upstream's stream as sent.
+    With `native` (a pass-through), the bytes of the events each read completes follow that
+    read's chunks on a data-less chunk, so the client gets the upstream's stream as sent.
 
     Raises:
         UpstreamError: the stream grew past MAX_BODY bytes, or one event past MAX_EVENT.
@@ -307,6 +307,9 @@ async def _decode(
         return
     sse = SSEDecoder()
     feed = _with_native(decoder) if native else decoder.feed
+    # A pass-through relays each read's whole events as one piece, and decodes only the
+    # events its decoder reads (`native_events`, when it names them).
+    wanted: frozenset[bytes] | None = getattr(decoder, "native_events", None)
     started = False
     reads = response.aiter_bytes() if idle is None else response.aiter_bytes(idle)
     async for data in reads:
@@ -318,10 +321,18 @@ async def _decode(
         if size > MAX_BODY:
             raise _too_large(dep, f"a stream longer than {MAX_BODY >> 20} MiB")
         try:
-            events = sse.feed(data)
+            if native:
+                events, piece = sse.relay(data, wanted)
+            else:
+                events = sse.feed(data)
         except EventTooLargeError:
             raise _too_large(dep, f"an event longer than {MAX_EVENT >> 20} MiB") from None
-        batch = [chunk for event in events for chunk in feed(event)]
+        if native:
+            batch = [chunk for event in events for chunk in decoder.feed(event)]
+            if piece:
+                batch.append(Chunk(data=None, native=piece))
+        else:
+            batch = [chunk for event in events for chunk in feed(event)]
         if batch:
             started = True
             yield batch

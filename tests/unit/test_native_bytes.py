@@ -53,8 +53,8 @@ def test_without_the_clients_bytes_the_body_is_encoded() -> None:
     [
         # a nested key of the same name: which one is the top-level's is not plain in bytes
         b'{"metadata":{"model":"claude-x"},"model":"claude-x","messages":[]}',
-        # a value "model" elsewhere
-        b'{"model":"claude-x","tools":[{"name":"model"}]}',
+        # a value "model" elsewhere, and the model not the first key
+        b'{"tools":[{"name":"model"}],"model":"claude-x"}',
         # the model written with an escape orjson would not write
         b'{"model":"claude\\u002dx","messages":[]}',
         # the key written with an escape: the only literal "model" is a quoted string's end
@@ -73,3 +73,11 @@ def test_a_quote_inside_a_string_is_not_taken_for_the_key() -> None:
     doc = orjson.loads(out)
     assert doc["model"] == "upstream"
     assert doc["messages"][0]["content"] == 'x "model": "claude-x"'
+
+
+def test_a_first_key_model_is_the_top_level_one_whatever_follows() -> None:
+    raw = b'{ "model":"claude-x","metadata":{"model":"claude-x"},"messages":[]}'
+    out = replace_model(raw, "claude-x", "upstream")
+    assert out is not None
+    assert orjson.loads(out) == {"model": "upstream", "metadata": {"model": "claude-x"},
+                                 "messages": []}  # fmt: skip

@@ -87,3 +87,39 @@ def test_a_long_event_in_many_reads_is_one_event() -> None:
     raw = f"event: big\ndata: {text}\n\n".encode()
     events = [e for i in range(0, len(raw), 97) for e in decoder.feed(raw[i : i + 97])]
     assert events == [SSEEvent("big", text)]
+
+
+def _relay(reads: list[bytes], wanted: frozenset[bytes] | None) -> tuple[list[SSEEvent], bytes]:
+    decoder = SSEDecoder()
+    events: list[SSEEvent] = []
+    pieces: list[bytes] = []
+    for data in reads:
+        got, piece = decoder.relay(data, wanted)
+        events += got
+        pieces.append(piece)
+    return events, b"".join(pieces)
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+@pytest.mark.parametrize("vendor", RECORDED)
+def test_a_relay_passes_every_byte_and_reads_only_the_wanted_events(
+    vendor: str, ending: str
+) -> None:
+    """A pass-through relays each read's whole events as one piece: the pieces are the stream
+    (line endings made LF), however it is cut; only the wanted names are decoded."""
+    raw = RECORDED[vendor].replace(b"\n", ENDINGS[ending])
+    everything = _decode([RECORDED[vendor]])
+    names = {e.event for e in everything if e.event}
+    wanted = frozenset(n.encode() for n in sorted(names)[: max(1, len(names) // 2)])
+    expected = [e for e in everything if e.event is None or e.event.encode() in wanted]
+    assert _relay([raw], None) == (everything, RECORDED[vendor])
+    for cut in range(1, len(raw), 7):
+        assert _relay([raw[:cut], raw[cut:]], wanted) == (expected, RECORDED[vendor]), cut
+
+
+def test_a_relayed_piece_holds_only_whole_events() -> None:
+    decoder = SSEDecoder()
+    events, piece = decoder.relay(b"event: a\ndata: 1\n\nevent: b\nda", frozenset({b"b"}))
+    assert (events, piece) == ([], b"event: a\ndata: 1\n\n")
+    events, piece = decoder.relay(b"ta: 2\n\n", frozenset({b"b"}))
+    assert (events, piece) == ([SSEEvent("b", "2")], b"event: b\ndata: 2\n\n")

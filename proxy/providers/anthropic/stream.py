@@ -18,6 +18,12 @@ from proxy.providers.anthropic.request import JSON_TOOL
 from proxy.providers.anthropic.response import finish_reason, usage_from, usage_json
 from proxy.schema import Chunk, SSEEvent
 
+_LEAN_EVENTS = frozenset(
+    {b"message_start", b"content_block_start", b"content_block_delta", b"message_delta",
+     b"message_stop", b"error"}
+)  # fmt: skip
+"""What a lean stream reads: not `ping`s nor `content_block_stop`s (nor unknown events)."""
+
 
 class AnthropicStreamDecoder:
     """Turns one Anthropic stream into OpenAI chunks (see `StreamDecoder`).
@@ -56,6 +62,11 @@ class AnthropicStreamDecoder:
     def done(self) -> bool:
         """`message_stop` arrived: the upstream finished its answer."""
         return self._done
+
+    @property
+    def native_events(self) -> frozenset[bytes] | None:
+        """The events a lean stream decodes (its pass-through relays them all); None: all."""
+        return _LEAN_EVENTS if self._lean else None
 
     def feed(self, event: SSEEvent) -> list[Chunk]:
         """Returns the OpenAI chunks this event makes; pings and unknown events make none.
