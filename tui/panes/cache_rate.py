@@ -52,6 +52,10 @@ class CacheRatePane(Pane):
     can_focus = True
     BINDINGS: ClassVar[list[BindingType]] = [Binding("x", "clear_cache", "Clear cache")]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: Text | None = None
+
     def compose(self) -> ComposeResult:
         yield Static("waiting for the proxy…", id="cache-summary")
         yield Static("hit rate per minute, last 30 min", id="cache-spark-label")
@@ -61,7 +65,10 @@ class CacheRatePane(Pane):
         if not frame.fresh or frame.snapshot is None:
             return
         cache = frame.snapshot.get("cache") or {}
-        self.query_one("#cache-summary", Static).update(summary(cache, self.compact))
+        text = summary(cache, self.compact)
+        if text != self._shown:  # a snapshot a second, mostly the same numbers
+            self._shown = text
+            self.query_one("#cache-summary", Static).update(text)
         rates = minute_rates(cache.get("history") or [])
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != rates:

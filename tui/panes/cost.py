@@ -200,6 +200,7 @@ class CostPane(Pane):
         """Each deployment's own group, from the snapshot's deployments."""
         self._layout: tuple[Any, ...] | None = None
         """The columns, their widths and the name's room the table was last defined with."""
+        self._spend_label: str | None = None
 
     def compose(self) -> ComposeResult:
         table = PaneTable(cursor_type="row", id="cost-table")
@@ -243,7 +244,9 @@ class CostPane(Pane):
         sync_rows(table, rows)
         series = [float(cost) for _hour, cost in self._usage.get("spend_series") or []]
         label = f"spend per hour, last 24 h: {fmt.dollars(sum(series))}"
-        self.query_one("#spend-label", Static).update(label)
+        if label != self._spend_label:
+            self._spend_label = label
+            self.query_one("#spend-label", Static).update(label)
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != (series or [0.0]):
             spark.data = series or [0.0]

@@ -56,6 +56,9 @@ class RecentRequests:
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, int, float | None]] = deque(maxlen=MAX_SAMPLES)
+        self._summary: tuple[float, float, Text] | None = None
+        """The last summary, the time it was made at and the time it holds until (when its
+        oldest sample leaves the window): between them, with no new sample, it is the same."""
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
@@ -64,12 +67,23 @@ class RecentRequests:
                 self.samples.append(
                     (float(event.get("time") or 0.0), int(status or 0), event.get("latency_ms"))
                 )
+                self._summary = None
 
     def summary(self, now: float) -> Text:
         """Returns `err 4.1% · p50 812 ms / p95 1.2 s` over the last minute, or ``."""
+        if self._summary is not None:
+            made, holds, text = self._summary
+            if made <= now <= holds:
+                return text
         while self.samples and self.samples[0][0] < now - WINDOW_S:
             self.samples.popleft()
         recent = [s for s in self.samples if s[0] >= now - WINDOW_S]  # they arrive unsorted
+        holds = min((s[0] for s in recent), default=float("inf")) + WINDOW_S
+        self._summary = (now, holds, self._summarise(recent))
+        return self._summary[2]
+
+    @staticmethod
+    def _summarise(recent: list[tuple[float, int, float | None]]) -> Text:
         if not recent:
             return Text()
         failed = sum(1 for _t, status, _ms in recent if status >= 400)
@@ -138,13 +152,14 @@ def status_text(
 
 
 class StatusHeader(Static):
-    """One line of status, re-rendered each refresh."""
+    """One line of status, redrawn when it changes."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.recent = RecentRequests()
         self.rates: deque[float] = deque(maxlen=TREND)
         self._snapshot: dict[str, Any] | None = None
+        self._shown: Text | None = None
 
     def show(
         self,
@@ -169,7 +184,9 @@ class StatusHeader(Static):
             recent=self.recent.summary(now),
             rates=self.rates,
         )
-        self.update(text)
+        if text != self._shown:  # mostly the same line: uptime moves once a second
+            self._shown = text
+            self.update(text, layout=False)  # one line, always (`#status`): no layout pass
 
 
 def demo_text(listen: str) -> str:

@@ -34,6 +34,8 @@ COMPACT = [  # 80 columns: what is wrong with each key, with its reason
 ]
 MIN_REASON = 12
 """The last error takes what the other columns leave, at least this."""
+CLOCKED_STATES = frozenset({"cooling_down", "at_limit", "budget_spent"})
+"""Health states whose label counts down (`fmt.health`)."""
 PROBE_COLUMN = ("probe", "Probe")
 """The background health check's last result and age, shown once some key was probed."""
 
@@ -65,6 +67,8 @@ class KeyHealthPane(Pane):
         self._now = 0.0
         self._widths: tuple[int, ...] = ()
         """The other columns' widths the reason column was last fitted to."""
+        self._clocked = True
+        """Whether a cell shown depends on the time (a countdown, a probe's age)."""
 
     def compose(self) -> ComposeResult:
         yield PaneTable(cursor_type="row", zebra_stripes=True, id="keys-table")
@@ -100,11 +104,13 @@ class KeyHealthPane(Pane):
 
     def apply(self, frame: Frame) -> None:
         self._now = frame.now
+        changed = self._clocked
         if frame.fresh and frame.snapshot is not None:
             deps = frame.snapshot.get("deployments", [])
             self._deployments = {d["id"]: d for d in deps}
             self._order = [d["id"] for d in deps]
             self._overrides.clear()
+            changed = True
         for event in frame.events:
             dep_id = event.get("deployment")
             if event.get("type") == "deployment_changed" and dep_id in self._deployments:
@@ -113,7 +119,9 @@ class KeyHealthPane(Pane):
                     "health_reason": event.get("reason"),
                     "cooldown_until": event.get("cooldown_until"),
                 }
-        self._render_rows()
+                changed = True
+        if changed:  # else every cell would come out the same
+            self._render_rows()
 
     def _render_rows(self) -> None:
         deps = [d for d in map(self.deployment, self._order) if d is not None]
@@ -122,6 +130,10 @@ class KeyHealthPane(Pane):
         if not self.compact and any(d.get("last_probe_at") for d in deps):
             columns = [*columns[:-1], PROBE_COLUMN, columns[-1]]
         rows = [(str(dep["id"]), self._cells(dep)) for dep in deps]
+        # A countdown or a probe's age moves with the clock alone: redraw each frame then.
+        self._clocked = PROBE_COLUMN in columns or any(
+            fmt.health_state(d) in CLOCKED_STATES for d in deps
+        )
         # The last error takes the room the other columns leave. The table measures its
         # columns only later, so the cells are measured here; and columns never narrow by
         # themselves, so other widths start them again.
