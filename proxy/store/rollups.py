@@ -118,9 +118,20 @@ def rollup(
     for (grp, dep, day, client), part in sums:
         for key in scope_keys(grp, dep, day, client):
             scopes.setdefault(key, Sums()).add(part)
-    for grp, dep, day, client, ms in latencies:
+    # Samples are grouped by slice first and each slice's run sorted once: a scope's list is
+    # then a concatenation of sorted runs, which sort() merges instead of sorting anew.
+    by_slice: dict[tuple[Any, ...], list[float]] = {}
+    for sample in latencies:
+        slice_key = sample[:4]
+        runs = by_slice.get(slice_key)
+        if runs is None:
+            by_slice[slice_key] = [sample[4]]
+        else:
+            runs.append(sample[4])
+    for (grp, dep, day, client), values in by_slice.items():
+        values.sort()
         for key in scope_keys(grp, dep, day, client):
-            lat.setdefault(key, []).append(ms)
+            lat.setdefault(key, []).extend(values)
 
     def row(key: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
         return {**extra, **_row(scopes.get(key, Sums()), lat.get(key, []))}

@@ -77,6 +77,11 @@ class UsageLedger:
         self._sums: dict[SliceKey, Sums] = {}
         self._latencies: deque[LatencySample] = deque(maxlen=LATENCY_SAMPLE)
         self._hourly: dict[int, float] = {}
+        # The aggregates' version (bumped by every change) and the last roll-up made of them:
+        # the dashboard polls once a second, and an idle proxy should not re-aggregate
+        # LATENCY_SAMPLE samples each time.
+        self._version = 0
+        self._rolled: tuple[tuple[int, str], dict[str, Any]] | None = None
         # Wildcard groups take any name: beyond a cap, new names are totalled as "(other)".
         self._group_name = NameCap(known_groups)
         self._spend = RunningSpend(known_groups)
@@ -166,12 +171,21 @@ class UsageLedger:
         if self._thread is not None:
             # Just after start, give the writer a moment to load the stored rows.
             self._tried.wait(_LOAD_WAIT_S)
-        with self._lock:
-            sums = [(k, Sums(**v.__dict__)) for k, v in self._sums.items()]
-            latencies = list(self._latencies)
-            hourly = dict(self._hourly)
         today = usage_store.utc_day(now)
-        out = rollup(sums, latencies, today)
+        with self._lock:
+            stamp = (self._version, today)
+            hourly = dict(self._hourly)
+            cached = self._rolled
+            if cached is None or cached[0] != stamp:
+                sums = [(k, Sums(**v.__dict__)) for k, v in self._sums.items()]
+                latencies = list(self._latencies)
+        if cached is not None and cached[0] == stamp:
+            rolled = cached[1]
+        else:
+            rolled = rollup(sums, latencies, today)
+            self._rolled = (stamp, rolled)
+        # A new dict each call (rows shared with the cache: callers only read them).
+        out = dict(rolled)
         hour = int(now // 3600 * 3600)
         out["spend_series"] = [
             [h, hourly.get(h, 0.0)] for h in range(hour - 23 * 3600, hour + 1, 3600)
@@ -189,6 +203,7 @@ class UsageLedger:
 
     def _fold(self, ev: RequestFinished, *, spend: bool = True) -> None:
         """Adds one request to the aggregates; the caller holds the lock."""
+        self._version += 1
         if spend:
             self._spend.add(ev)
         day = usage_store.utc_day(ev.time)
@@ -264,6 +279,7 @@ class UsageLedger:
         hourly = self.backend.load_hourly_cost(self._clock() - _DAY_S)
         spend = self._stored_spend()
         with self._lock:
+            self._version += 1
             if spend is not None:  # None: this store cannot say, keep the sums seen here
                 if replace:
                     self._spend.clear()
@@ -300,6 +316,7 @@ class UsageLedger:
         self.backend.prune(cutoff)
         cutoff_day = usage_store.utc_day(cutoff)
         with self._lock:
+            self._version += 1
             for key in [k for k in self._sums if k[2] < cutoff_day]:
                 del self._sums[key]
             for hour in [h for h in self._hourly if h < now - _DAY_S - 3600]:

@@ -342,3 +342,47 @@ def test_by_client_adds_up(db_path: Path):
             part = sum(r[key] for r in snap["by_client_today"])
             assert part == pytest.approx(snap["today"][key]), key
     led.close()
+
+
+def test_snapshot_follows_every_change_and_the_day():
+    """The roll-up is kept between polls: a new request, and the UTC day turning, both show."""
+    clock = [NOW]
+    led = UsageLedger(None, clock=lambda: clock[0])
+    led.record(event(1, latency_ms=10.0))
+    first = led.snapshot()
+    assert led.snapshot() == first
+    led.record(event(2, latency_ms=30.0, group="smart", deployment="anthropic-1"))
+    second = led.snapshot()
+    assert second["totals"]["requests"] == 2 and second["today"]["requests"] == 2
+    assert {r["group"] for r in second["by_group"]} == {"fast", "smart"}
+    assert first["totals"]["requests"] == 1  # an earlier answer is not changed under its reader
+    clock[0] = NOW + DAY  # tomorrow, nothing new recorded: "today" is empty again
+    tomorrow = led.snapshot()
+    assert tomorrow["totals"]["requests"] == 2 and tomorrow["today"]["requests"] == 0
+    assert tomorrow["by_group_today"] == []
+
+
+def test_percentiles_match_a_plain_sort():
+    """Per-slice runs merged into each scope give the same nearest-rank percentiles as
+    sorting each scope's samples from scratch."""
+    import random
+
+    from proxy.store.rollups import percentile
+
+    rnd = random.Random(7)
+    led = UsageLedger(None, clock=lambda: NOW)
+    samples: dict[str, list[float]] = {}
+    for n in range(3000):
+        grp = rnd.choice(["a", "b", "c"])
+        ms = round(rnd.uniform(1, 500), 3)
+        led.record(event(n, group=grp, deployment=f"{grp}-{n % 2}", latency_ms=ms,
+                         client=rnd.choice(["x", "y"])))  # fmt: skip
+        samples.setdefault(grp, []).append(ms)
+        samples.setdefault("*", []).append(ms)
+    snap = led.snapshot()
+    for row in snap["by_group"]:
+        want = sorted(samples[row["group"]])
+        assert (row["p50_ms"], row["p95_ms"]) == (percentile(want, 0.5), percentile(want, 0.95))
+    everything = sorted(samples["*"])
+    assert snap["totals"]["p95_ms"] == percentile(everything, 0.95)
+    assert sum(r["requests"] for r in snap["by_client"]) == 3000
