@@ -56,9 +56,12 @@ TOGGLE_KEYS = {"exclamation_mark": "!", "at": "@", "number_sign": "#", "dollar_s
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
 THEMES = ("textual-dark", "textual-light")
 MAX_PENDING = 5000
-BUSY_EVENTS = 100
-BUSY_STRIDE = 4
-"""Under heavy traffic only every BUSY_STRIDE-th tick drains and repaints (once a second)."""
+BUSY_EVENTS_PER_S = 400.0
+"""Events a second (two a request) from which the dashboard repaints only every BUSY_REPAINT_S;
+below half of it, it repaints every tick again."""
+BUSY_REPAINT_S = 2.0
+"""Under heavy traffic the panes are drained and repainted this often: the proxy in this
+process shares the GIL and the core with every repaint (bench/dashboard_cost.py)."""
 
 
 class DashboardApp(App[int]):
@@ -124,7 +127,9 @@ class DashboardApp(App[int]):
         self._panes: list[Pane] | None = None
         self._busy = False
         self._tester: TesterScreen | None = None
-        self._tick = 0
+        self._drained_at = float("-inf")
+        self.monotonic: Callable[[], float] = time.monotonic
+        """The repaint pacing's clock (tests set it)."""
         self._reload_seen = -1
         """The number of the latest config reload told of (-1: no snapshot read yet)."""
         # The theme chosen last time. A small read, here and not on the event loop: the
@@ -179,13 +184,16 @@ class DashboardApp(App[int]):
 
     def refresh_data(self) -> None:
         """Drains the source and applies one batch to every pane (the interval calls this)."""
-        self._tick += 1
-        if self._busy and self._tick % BUSY_STRIDE and len(self.screen_stack) == 1:
-            # Heavy traffic: drain and repaint once a second (events wait in the bus's bounded
-            # queue); the proxy in this process shares the GIL with every tick.
+        tick = self.monotonic()
+        waited = tick - self._drained_at
+        if self._busy and waited < BUSY_REPAINT_S and len(self.screen_stack) == 1:
+            # Heavy traffic: events wait in the bus's bounded queue until the next repaint.
             return
         events = self.source.drain()
-        self._busy = len(events) > BUSY_EVENTS
+        self._drained_at = tick
+        # Over at least one tick, so a frame drawn at once after another is not "heavy".
+        rate = len(events) / max(waited, self.refresh_interval or 0.25)
+        self._busy = rate >= BUSY_EVENTS_PER_S * (0.5 if self._busy else 1.0)
         for event in events:
             if event.get("type") == "request_finished":
                 self.finished[event["id"]] = event
@@ -218,7 +226,13 @@ class DashboardApp(App[int]):
             self.query_one(DemoBanner).show(str(snapshot.get("server", {}).get("listen") or ""))
         if len(self.screen_stack) > 1:
             return  # behind the tester or a dialog: keep events for later
-        frame = Frame(snapshot, self._pending, now, fresh=snapshot is not self._last_snapshot)
+        frame = Frame(
+            snapshot,
+            self._pending,
+            now,
+            fresh=snapshot is not self._last_snapshot,
+            busy_every=BUSY_REPAINT_S if self._busy else None,
+        )
         self._pending = []
         self._last_snapshot = snapshot
         with self.batch_update():

@@ -110,3 +110,37 @@ async def test_an_unchanged_cache_summary_is_not_redrawn(monkeypatch) -> None:
         source.update(cache={**source.state["cache"], "hits": 999})
         app.refresh_data()
         assert len(updates) == 1
+
+
+async def test_heavy_traffic_repaints_every_two_seconds_and_says_so(source: FakeSource) -> None:
+    from tui.app import BUSY_REPAINT_S
+    from tui.panes.request_log import RequestLogPane
+
+    tick = [100.0]
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)):
+        app.monotonic = lambda: tick[0]
+        pane = app.query_one(RequestLogPane)
+        app.refresh_data()
+        source.push(*(finished(f"r{n}", at=NOW) for n in range(150)))  # 600 events a second
+        tick[0] += 0.25
+        app.refresh_data()
+        assert "busy: every 2 s" in str(pane.border_subtitle)
+        source.push(finished("late", at=NOW))
+        for _ in range(7):  # the next 1.75 s: nothing is drained, nothing repainted
+            tick[0] += 0.25
+            app.refresh_data()
+            assert source.events and "late" not in pane.requests
+        tick[0] += 0.25
+        app.refresh_data()  # 2 s after the last repaint
+        assert not source.events and "late" in pane.requests
+        # Traffic falls below half the threshold: back to a repaint every tick, said too.
+        source.push(finished("quiet", at=NOW))
+        tick[0] += BUSY_REPAINT_S
+        app.refresh_data()
+        assert "quiet" in pane.requests
+        assert "busy" not in str(pane.border_subtitle)
+        source.push(finished("next", at=NOW))
+        tick[0] += 0.25
+        app.refresh_data()
+        assert "next" in pane.requests

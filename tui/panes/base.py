@@ -31,6 +31,8 @@ class Frame:
     now: float = 0.0
     fresh: bool = True
     """True when `snapshot` changed since the previous frame."""
+    busy_every: float | None = None
+    """Seconds between repaints while heavy traffic slows them down (None: every tick)."""
 
 
 class Pane(Vertical):

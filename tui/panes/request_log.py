@@ -28,7 +28,7 @@ MAX_ERRORS = 200
 TABLE_ROWS = 200
 """Rows in the table; past TABLE_ROWS + SLACK it is rebuilt at once (remove_row is O(n))."""
 SLACK = 100
-PER_FRAME = 50
+PER_FRAME = 20
 """Under load only the newest requests of a frame reach the table (it is a live tail)."""
 
 
@@ -189,6 +189,8 @@ class RequestLogPane(Pane):
         """Like `tail -f`: the newest request stays in view and selected."""
         self.unseen = 0
         """Requests that arrived while paused."""
+        self.busy_every: float | None = None
+        """Seconds between repaints under heavy traffic (said on the border), or None."""
         self.query_text = ""
         self.column_set = NORMAL
         self.route_cells = NORMAL.route_cells(118)
@@ -230,6 +232,9 @@ class RequestLogPane(Pane):
             table.move_cursor(row=table.cursor_row, animate=False, scroll=True)
 
     def apply(self, frame: Frame) -> None:
+        if frame.busy_every != self.busy_every:
+            self.busy_every = frame.busy_every
+            self._update_title()
         changed: list[str] = []
         if frame.fresh and frame.snapshot is not None and not self.requests:
             for event in frame.snapshot.get("recent", []):
@@ -361,6 +366,8 @@ class RequestLogPane(Pane):
     def _update_title(self) -> None:
         paused = f"paused · {self.unseen} new ↓" if self.unseen else "paused · G resumes"
         flags = ["following" if self.follow else paused]
+        if self.busy_every:  # said, so a slower tail is not taken for a stuck one
+            flags.append(f"busy: every {self.busy_every:g} s")
         if self.query_text:
             count = self.match_count()
             flags.append(f"filter: {self.query_text} · {count} match{'' if count == 1 else 'es'}")
