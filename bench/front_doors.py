@@ -529,6 +529,8 @@ class Round:
     direct_rps: float
     proxy_rps: float
     cpu_us: float
+    cpu_user_us: float
+    cpu_sys_us: float
     errors: int
     ttfb_direct_ms: float
     ttfb_proxy_ms: float
@@ -631,15 +633,18 @@ def load_run(
     direct = run_wrk(
         direct_t, args.connections, args.duration, args.out / f"fd-wrk-{door.name}-direct.txt"
     )
-    cpu0 = procs.tree_cpu_seconds(pid)
+    user0, sys0 = procs.tree_cpu_split(pid)
     through = run_wrk(
         proxy_t, args.connections, args.duration, args.out / f"fd-wrk-{door.name}-proxy.txt"
     )
-    cpu = procs.tree_cpu_seconds(pid) - cpu0
+    user1, sys1 = procs.tree_cpu_split(pid)
+    per = 1e6 / through.requests if through.requests else float("nan")
     return {
         "direct_rps": direct.rps,
         "proxy_rps": through.rps,
-        "cpu_us": cpu / through.requests * 1e6 if through.requests else float("nan"),
+        "cpu_us": (user1 - user0 + sys1 - sys0) * per,
+        "cpu_user_us": (user1 - user0) * per,
+        "cpu_sys_us": (sys1 - sys0) * per,
         "errors": through.errors + direct.errors,
     }
 
@@ -661,7 +666,8 @@ def measure_round(
         rnd = out[d.name] = Round(**loads[d.name], **ttfbs[d.name])
         _log(
             f"round {r + 1} {d.name:21s} direct {rnd.direct_rps:7,.0f} req/s | proxy "
-            f"{rnd.proxy_rps:6,.0f} req/s, {rnd.cpu_us:5.0f} µs CPU/req (c1: {rnd.cpu_c1_us:5.0f})"
+            f"{rnd.proxy_rps:6,.0f} req/s, {rnd.cpu_us:5.0f} µs CPU/req (user {rnd.cpu_user_us:.0f}, "
+            f"system {rnd.cpu_sys_us:.0f}; c1: {rnd.cpu_c1_us:5.0f})"
             f", errors {rnd.errors} | TTFB p50 direct {rnd.ttfb_direct_ms:.3f} ms, proxy "
             f"{rnd.ttfb_proxy_ms:.3f} ms (+{rnd.ttfb_proxy_ms - rnd.ttfb_direct_ms:.3f}; "
             f"p10 +{rnd.ttfb_p10_added_ms:.3f})"

@@ -148,8 +148,18 @@ def tree_cpu_seconds(pid: int) -> float:
     Returns:
         Seconds of CPU (0.0 when the process is gone).
     """
+    user, system = tree_cpu_split(pid)
+    return user + system
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time used so far by a process and its descendants, in seconds.
+
+    Returns:
+        (user, system) seconds (zeros when the process is gone).
+    """
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     todo = [pid]
     while todo:
         current = todo.pop()
@@ -158,6 +168,7 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        user += int(fields[11])  # utime (field 14)
+        system += int(fields[12])  # stime (field 15)
         todo += _children(current)
-    return total / tick
+    return user / tick, system / tick
