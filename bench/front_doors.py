@@ -666,8 +666,8 @@ def measure_round(
         rnd = out[d.name] = Round(**loads[d.name], **ttfbs[d.name])
         _log(
             f"round {r + 1} {d.name:21s} direct {rnd.direct_rps:7,.0f} req/s | proxy "
-            f"{rnd.proxy_rps:6,.0f} req/s, {rnd.cpu_us:5.0f} µs CPU/req (user {rnd.cpu_user_us:.0f}, "
-            f"system {rnd.cpu_sys_us:.0f}; c1: {rnd.cpu_c1_us:5.0f})"
+            f"{rnd.proxy_rps:6,.0f} req/s, {rnd.cpu_us:5.0f} µs CPU/req "
+            f"(user {rnd.cpu_user_us:.0f}, system {rnd.cpu_sys_us:.0f}; c1: {rnd.cpu_c1_us:5.0f})"
             f", errors {rnd.errors} | TTFB p50 direct {rnd.ttfb_direct_ms:.3f} ms, proxy "
             f"{rnd.ttfb_proxy_ms:.3f} ms (+{rnd.ttfb_proxy_ms - rnd.ttfb_direct_ms:.3f}; "
             f"p10 +{rnd.ttfb_p10_added_ms:.3f})"
