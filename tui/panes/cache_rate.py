@@ -35,12 +35,18 @@ def summary(cache: dict[str, Any], compact: bool) -> Text:
 
 
 def minute_rates(history: list[list[float]]) -> list[float]:
-    """Returns the hit rate of each minute in `history` ([minute, hits, misses]); 0 when idle."""
+    """Returns the sparkline's data: a 0% anchor, then the hit rate of each minute in `history`
+    ([minute, hits, misses]; 0 when idle); empty (a flat line) without history.
+
+    The Sparkline scales bars from the data's own minimum to its maximum and draws a single
+    value as a full bar: without the anchor, no history showed as a full 100% chart and a
+    steady hit rate as empty bars.
+    """
     rates = []
     for _minute, hits, misses in history:
         total = hits + misses
         rates.append(hits / total if total else 0.0)
-    return rates or [0.0]
+    return [0.0, *rates] if rates else []
 
 
 class CacheRatePane(Pane):
