@@ -20,8 +20,8 @@ from proxy.endpoints.anthropic_messages.response import (
     tool_use_id,
     usage_block,
 )
+from proxy.endpoints.chunk_stream import ChunkRenderer
 from proxy.errors import ProxyError
-from proxy.sse import SSEDecoder, data_payloads
 
 
 def event(name: str, data: Mapping[str, Any]) -> bytes:
@@ -38,67 +38,25 @@ class _Tool:
     pending: list[str] = field(default_factory=list)
 
 
-class MessagesStream:
-    """Renders one OpenAI chunk stream as Messages SSE.
-
-    Feed it every chunk (`feed`, or `feed_sse` for the pipeline's SSE bytes), then call
-    `finish`; each call returns the bytes to send (possibly empty). After `message_stop` or an
-    error event every call returns nothing.
-    """
+class MessagesStream(ChunkRenderer):
+    """Renders one OpenAI chunk stream as Messages SSE (see `ChunkRenderer`); its terminal
+    event is `message_stop` or an `error` event."""
 
     def __init__(self, model: str, *, message_id: str = "", input_tokens: int = 0) -> None:
         """`input_tokens` is what `message_start` reports before the upstream's count arrives
         (with `message_delta`); leave it 0 unless you have the upstream's number."""
+        super().__init__()
         self._model = model
         self._id = message_id
         self._input_tokens = input_tokens
         self._started = False
-        self._closed = False
         self._next_block = 0
         self._open: tuple[str, int] | None = None
         """The open block: (kind, block index); kind is text, thinking or tool."""
         self._tools: dict[int, _Tool] = {}
-        self._finish: str | None = None
-        self._usage: Mapping[str, Any] | None = None
-        self._decoder = SSEDecoder()
 
-    @property
-    def closed(self) -> bool:
-        """`message_stop` or an error event was sent."""
-        return self._closed
-
-    def feed(self, chunk: bytes | Mapping[str, Any]) -> bytes:
-        """Returns the events for one chunk (JSON bytes or a parsed dict).
-
-        A chunk that is not a JSON object is skipped; an `{"error": …}` document ends the
-        stream with an error event.
-        """
-        doc = _load(chunk)
-        if doc is None or self._closed:
-            return b""
-        if "error" in doc and "choices" not in doc:
-            return self.error(error_from_document(doc))
-        out = self._start(doc)
-        for choice in doc.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                out += self._choice(choice)
-        if isinstance(doc.get("usage"), dict):
-            self._usage = doc["usage"]
-            if self._finish is not None:
-                out += self._end()  # the usage chunk follows the finish: nothing more comes
-        return out
-
-    def feed_sse(self, data: bytes) -> bytes:
-        """Returns the events for a piece of an OpenAI SSE stream (the pipeline's output):
-        `data:` chunks, its error document and `data: [DONE]`, which finishes the stream."""
-        return b"".join(
-            self.finish() if payload.strip() == b"[DONE]" else self.feed(payload)
-            for payload in data_payloads(self._decoder, data)
-        )
-
-    def finish(self) -> bytes:
-        """Returns the closing events (`message_delta`, `message_stop`) if not yet sent."""
-        return b"" if self._closed else self._end()
+    def _error_of(self, doc: Mapping[str, Any]) -> ProxyError:
+        return error_from_document(doc)
 
     def error(self, err: ProxyError, message: str | None = None) -> bytes:
         """Returns an `error` event in Anthropic's shape; the stream is then closed.
@@ -221,13 +179,3 @@ class MessagesStream:
         partial = "".join(tool.pending)
         tool.pending.clear()
         return self._delta(tool.block, {"type": "input_json_delta", "partial_json": partial})
-
-
-def _load(chunk: bytes | Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if not isinstance(chunk, bytes | bytearray | str):
-        return chunk
-    try:
-        doc = orjson.loads(chunk)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from proxy.endpoints.chunk_stream import ChunkRenderer
 from proxy.endpoints.openai_responses.errors import error_from_document, response_error
 from proxy.endpoints.openai_responses.request import ResponsesRequest
 from proxy.endpoints.openai_responses.response import (
@@ -30,7 +31,6 @@ from proxy.endpoints.openai_responses.response import (
     usage_object,
 )
 from proxy.errors import ProxyError
-from proxy.sse import SSEDecoder, data_payloads
 
 
 @dataclass
@@ -45,68 +45,26 @@ class _Call:
     done: bool = False
 
 
-class ResponsesStream:
-    """Renders one OpenAI chunk stream as Responses SSE.
-
-    Feed it every chunk (`feed`, or `feed_sse` for the pipeline's SSE bytes), then call
-    `finish`; each call returns the bytes to send (possibly empty). After the terminal event
-    every call returns nothing.
-    """
+class ResponsesStream(ChunkRenderer):
+    """Renders one OpenAI chunk stream as Responses SSE (see `ChunkRenderer`); its terminal
+    event is `response.completed`, `response.incomplete` or `response.failed`."""
 
     def __init__(self, info: ResponsesRequest, *, created_at: int = 0) -> None:
         """`created_at` is used when the upstream's chunks carry no `created`."""
+        super().__init__()
         self._info = info
         self._created = created_at
         self._base = ""
         self._seq = 0
-        self._closed = False
         self._output: list[Item] = []
         self._current: tuple[str, int] | None = None
         """The open item: ("text", output index) or ("call", the chunk's tool-call index)."""
         self._text: list[str] = []
         self._calls: dict[int, _Call] = {}
-        self._finish: str | None = None
-        self._usage: Mapping[str, Any] | None = None
-        self._decoder = SSEDecoder()
         self._echo = echo_fragments(info)
 
-    @property
-    def closed(self) -> bool:
-        """The terminal event (`completed`, `incomplete` or `failed`) was sent."""
-        return self._closed
-
-    def feed(self, chunk: bytes | Mapping[str, Any]) -> bytes:
-        """Returns the events for one chunk (JSON bytes or a parsed dict).
-
-        A chunk that is not a JSON object is skipped; an `{"error": …}` document ends the
-        stream with `response.failed`.
-        """
-        doc = _load(chunk)
-        if doc is None or self._closed:
-            return b""
-        if "error" in doc and "choices" not in doc:
-            return self.error(error_from_document(doc))
-        out = self._start(doc)
-        for choice in doc.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                out += self._choice(choice)
-        if isinstance(doc.get("usage"), dict):
-            self._usage = doc["usage"]
-            if self._finish is not None:
-                out += self._end()  # the usage chunk follows the finish: nothing more comes
-        return out
-
-    def feed_sse(self, data: bytes) -> bytes:
-        """Returns the events for a piece of an OpenAI SSE stream (the pipeline's output):
-        `data:` chunks, its error document and `data: [DONE]`, which finishes the stream."""
-        return b"".join(
-            self.finish() if payload.strip() == b"[DONE]" else self.feed(payload)
-            for payload in data_payloads(self._decoder, data)
-        )
-
-    def finish(self) -> bytes:
-        """Returns the open items' done events and `response.completed` if not yet sent."""
-        return b"" if self._closed else self._end()
+    def _error_of(self, doc: Mapping[str, Any]) -> ProxyError:
+        return error_from_document(doc)
 
     def error(self, err: ProxyError, message: str | None = None) -> bytes:
         """Returns `response.failed` with the error; the stream is then closed.
@@ -264,13 +222,3 @@ class ResponsesStream:
         self._closed = True
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._emit(kind, response=response)
-
-
-def _load(chunk: bytes | Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if not isinstance(chunk, bytes | bytearray | str):
-        return chunk
-    try:
-        doc = orjson.loads(chunk)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
