@@ -35,13 +35,7 @@ class SSEDecoder:
         Raises:
             EventTooLargeError: the unfinished event is longer than the limit.
         """
-        if self._cr and data[:1] == b"\n":
-            data = data[1:]
-        if b"\r" in data:
-            self._cr = data.endswith(b"\r")
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        else:
-            self._cr = False
+        data = self._lf(data)
         pending = self._buf
         buf: bytes | bytearray
         if pending:
@@ -90,13 +84,7 @@ class SSEDecoder:
         Raises:
             EventTooLargeError: the unfinished event is longer than the limit.
         """
-        if self._cr and data[:1] == b"\n":
-            data = data[1:]
-        if b"\r" in data:
-            self._cr = data.endswith(b"\r")
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        else:
-            self._cr = False
+        data = self._lf(data)
         pending = self._buf
         buf: bytes | bytearray
         if pending:
@@ -134,6 +122,16 @@ class SSEDecoder:
                 self._buf = bytearray(data[start:])
         self._scan = max(rest - 1, 0)
         return events, piece
+
+    def _lf(self, data: bytes) -> bytes:
+        """Returns `data` with its line endings made LF, a CRLF cut between reads included."""
+        if self._cr and data[:1] == b"\n":
+            data = data[1:]
+        if b"\r" in data:
+            self._cr = data.endswith(b"\r")
+            return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._cr = False
+        return data
 
     @property
     def pending(self) -> bool:
