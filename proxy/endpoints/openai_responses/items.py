@@ -65,89 +65,103 @@ def convert_input(instructions: Any, value: Any) -> list[Message]:
         raise BadRequest("'input' is required: a string or a non-empty array.", param="input")
     out: list[Message] = []
     for i, item in enumerate(items):
-        _item(item, f"input[{i}]", system, out)
+        _item(item, i, system, out)
     if system:
         out.insert(0, {"role": "system", "content": "\n\n".join(system)})
     return out
 
 
-def _item(item: Any, where: str, system: list[str], out: list[Message]) -> None:
+def _item(item: Any, i: int, system: list[str], out: list[Message]) -> None:
+    # An item's path (`input[i]…`) is made only for an error: an agent's turn holds dozens.
     if not isinstance(item, dict):
-        raise BadRequest(f"{where} must be an object.", param=where)
+        raise BadRequest(f"input[{i}] must be an object.", param=f"input[{i}]")
     kind = item.get("type", "message")
     if not isinstance(kind, str):
-        raise BadRequest(f"{where}.type must be a string.", param=f"{where}.type")
+        raise BadRequest(f"input[{i}].type must be a string.", param=f"input[{i}].type")
     if kind == "message":
-        _message(item, where, system, out)
+        _message(item, i, system, out)
     elif kind in ("function_call", "custom_tool_call"):
-        _call(item, where, out)
+        _call(item, i, out)
     elif kind in ("function_call_output", "custom_tool_call_output"):
-        out.extend(_output(item, where))
+        out.extend(_output(item, i))
     elif kind == "item_reference":
         raise BadRequest(
-            f"{where}: item_reference needs stored responses; this proxy is stateless, so send "
-            "the whole item.",
-            param=where,
+            f"input[{i}]: item_reference needs stored responses; this proxy is stateless, so "
+            "send the whole item.",
+            param=f"input[{i}]",
         )
     elif kind not in _DROPPED:
+        where = f"input[{i}]"
         raise BadRequest(
             f"{where}: item type {clip(repr(kind))} is not supported.", param=f"{where}.type"
         )
 
 
-def _message(item: dict[str, Any], where: str, system: list[str], out: list[Message]) -> None:
+def _message(item: dict[str, Any], i: int, system: list[str], out: list[Message]) -> None:
     role, content = item.get("role"), item.get("content")
-    here = f"{where}.content"
     if role in ("system", "developer"):
-        text = "\n\n".join(_texts(content, here, only_text=True))
+        text = "\n\n".join(_texts(content, i, only_text=True))
         if text.strip():
             system.append(text)
     elif role == "user":
-        parts = _parts(content, here)
+        parts = _parts(content, i, "content")
         if parts:
             out.append({"role": "user", "content": _joined(parts)})
     elif role == "assistant":
-        text = "".join(_texts(content, here, only_text=False))
+        text = "".join(_texts(content, i, only_text=False))
         if text:
             out.append({"role": "assistant", "content": text})
     else:
         raise BadRequest(
-            f"{where}.role must be 'user', 'assistant', 'system' or 'developer', "
+            f"input[{i}].role must be 'user', 'assistant', 'system' or 'developer', "
             f"got {clip(repr(role))}.",
-            param=f"{where}.role",
+            param=f"input[{i}].role",
         )
 
 
-def _listed(content: Any, where: str) -> list[Part]:
+def _listed(content: Any, i: int, field: str) -> list[Part]:
     if isinstance(content, str):
         return [{"type": "input_text", "text": content}]
     if not isinstance(content, list):
+        where = f"input[{i}].{field}"
         raise BadRequest(f"{where} must be a string or an array of parts.", param=where)
     for j, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise BadRequest(
-                f"{where}[{j}] must be an object with a 'type'.", param=f"{where}[{j}]"
-            )
+            where = f"input[{i}].{field}[{j}]"
+            raise BadRequest(f"{where} must be an object with a 'type'.", param=where)
     return content
 
 
-def _texts(content: Any, where: str, *, only_text: bool) -> list[str]:
+def _texts(content: Any, i: int, *, only_text: bool) -> list[str]:
+    if isinstance(content, str):
+        return [content]
     texts: list[str] = []
-    for j, part in enumerate(_listed(content, where)):
-        text = part.get("refusal") if part["type"] == "refusal" else part.get("text")
-        if part["type"] not in _TEXT_PARTS and (only_text or part["type"] != "refusal"):
+    for j, part in enumerate(_listed(content, i, "content")):
+        kind = part["type"]
+        text = part.get("refusal") if kind == "refusal" else part.get("text")
+        if kind not in _TEXT_PARTS and (only_text or kind != "refusal"):
+            where = f"input[{i}].content[{j}]"
             raise BadRequest(
-                f"{where}[{j}]: only text parts are allowed here, got {clip(repr(part['type']))}.",
-                param=f"{where}[{j}]",
+                f"{where}: only text parts are allowed here, got {clip(repr(kind))}.",
+                param=where,
             )
         if not isinstance(text, str):
-            raise BadRequest(f"{where}[{j}].text must be a string.", param=f"{where}[{j}]")
+            where = f"input[{i}].content[{j}]"
+            raise BadRequest(f"{where}.text must be a string.", param=where)
         texts.append(text)
     return texts
 
 
-def _parts(content: Any, where: str) -> list[Part]:
-    return [_part(part, f"{where}[{j}]") for j, part in enumerate(_listed(content, where))]
+def _parts(content: Any, i: int, field: str) -> list[Part]:
+    """The chat parts of item `i`'s `field` (content, or a tool call's output)."""
+    out: list[Part] = []
+    for j, part in enumerate(_listed(content, i, field)):
+        kind = part["type"]
+        if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+            out.append({"type": "text", "text": part["text"]})  # the usual part, no path made
+        else:
+            out.append(_part(part, f"input[{i}].{field}[{j}]"))
+    return out
 
 
 def _part(part: Part, where: str) -> Part:
@@ -194,25 +208,27 @@ def _joined(parts: list[Part]) -> str | list[Part]:
     return parts
 
 
-def _string(item: dict[str, Any], name: str, where: str) -> str:
+def _string(item: dict[str, Any], name: str, i: int) -> str:
     value = item.get(name)
     if not isinstance(value, str) or not value:
-        raise BadRequest(f"{where}.{name} must be a non-empty string.", param=f"{where}.{name}")
+        where = f"input[{i}].{name}"
+        raise BadRequest(f"{where} must be a non-empty string.", param=where)
     return value
 
 
-def _call(item: dict[str, Any], where: str, out: list[Message]) -> None:
-    call_id, name = _string(item, "call_id", where), _string(item, "name", where)
+def _call(item: dict[str, Any], i: int, out: list[Message]) -> None:
+    call_id, name = _string(item, "call_id", i), _string(item, "name", i)
     namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
     if item["type"] == "custom_tool_call":
         raw = item.get("input", "")
         if not isinstance(raw, str):
-            raise BadRequest(f"{where}.input must be a string.", param=f"{where}.input")
+            raise BadRequest(f"input[{i}].input must be a string.", param=f"input[{i}].input")
         arguments = orjson.dumps({CUSTOM_ARGUMENT: raw}).decode()
     else:
         arguments = item.get("arguments", "{}")
         if not isinstance(arguments, str):
-            raise BadRequest(f"{where}.arguments must be a string.", param=f"{where}.arguments")
+            where = f"input[{i}].arguments"
+            raise BadRequest(f"{where} must be a string.", param=where)
     call = {
         "id": call_id,
         "type": "function",
@@ -224,14 +240,14 @@ def _call(item: dict[str, Any], where: str, out: list[Message]) -> None:
         out.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
-def _output(item: dict[str, Any], where: str) -> list[Message]:
-    call_id = _string(item, "call_id", where)
+def _output(item: dict[str, Any], i: int) -> list[Message]:
+    call_id = _string(item, "call_id", i)
     output = item.get("output", "")
     if isinstance(output, dict) and isinstance(output.get("content"), str):
         output = output["content"]  # older Codex: {"content", "success"}
     if isinstance(output, str):
         return [{"role": "tool", "tool_call_id": call_id, "content": output}]
-    parts = _parts(output, f"{where}.output")
+    parts = _parts(output, i, "output")
     texts = [p["text"] for p in parts if p["type"] == "text"]
     attached = [p for p in parts if p["type"] != "text"]
     text = "\n\n".join(texts)

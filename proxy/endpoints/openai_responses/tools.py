@@ -10,8 +10,7 @@ flat name back to how the client defined it, so calls are rendered as the client
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -21,9 +20,9 @@ CUSTOM_ARGUMENT = "input"
 """The one string argument a custom tool gets as a function."""
 
 
-@dataclass(frozen=True)
-class ToolRef:
-    """How the client defined a tool that the upstream sees as the function `flat_name`."""
+class ToolRef(NamedTuple):
+    """How the client defined a tool that the upstream sees as the function `flat_name`
+    (a tuple: it is made for each of an agent's tools on every turn)."""
 
     kind: Literal["function", "custom"]
     name: str
@@ -54,46 +53,57 @@ def convert_tools(value: Any) -> tuple[list[dict[str, Any]], dict[str, ToolRef]]
     tools: list[dict[str, Any]] = []
     table: dict[str, ToolRef] = {}
     for i, tool in enumerate(value):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise BadRequest(f"{where} must be an object.", param=where)
-        if tool.get("type") == "namespace":
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            where = f"tools[{i}]"
             namespace = _name(tool, where)
             children = tool.get("tools")
             if not isinstance(children, list):
                 raise BadRequest(f"{where}.tools must be an array.", param=f"{where}.tools")
             for j, child in enumerate(children):
-                _add(child, f"{where}.tools[{j}]", namespace, tools, table)
+                _add(child, i, j, namespace, tools, table)
         else:
-            _add(tool, where, None, tools, table)
+            _add(tool, i, None, None, tools, table)
     return tools, table
 
 
 def _add(
     tool: Any,
-    where: str,
+    i: int,
+    j: int | None,
     namespace: str | None,
     tools: list[dict[str, Any]],
     table: dict[str, ToolRef],
 ) -> None:
+    """Adds tool `tools[i]` (or `tools[i].tools[j]` of a namespace); its path is made only
+    for an error."""
     if not isinstance(tool, dict):
+        where = _path(i, j)
         raise BadRequest(f"{where} must be an object.", param=where)
     kind = tool.get("type")
     if kind not in ("function", "custom"):
         return  # a hosted tool: only OpenAI runs it
-    name = _name(tool, where)
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        name = _name(tool, _path(i, j))  # raises
     flat = flat_name(namespace, name)
     function: dict[str, Any] = {"name": flat}
     if isinstance(tool.get("description"), str):
         function["description"] = tool["description"]
     if kind == "function":
-        function["parameters"] = _parameters(tool.get("parameters"), where)
+        parameters = tool.get("parameters")
+        if not isinstance(parameters, dict):
+            parameters = _parameters(parameters, _path(i, j))
+        function["parameters"] = parameters
         if tool.get("strict") is True:
             function["strict"] = True
     else:
         function["parameters"] = _custom_parameters(tool.get("format"))
     tools.append({"type": "function", "function": function})
     table[flat] = ToolRef(kind, name, namespace)
+
+
+def _path(i: int, j: int | None) -> str:
+    return f"tools[{i}]" if j is None else f"tools[{i}].tools[{j}]"
 
 
 def _name(tool: Mapping[str, Any], where: str) -> str:

@@ -40,7 +40,7 @@ def convert_messages(raw: Any) -> tuple[list[Block], list[Turn]]:
             raise BadRequest(f"messages[{i}] must be an object.", param=f"messages[{i}]")
         role = msg.get("role")
         if role in ("system", "developer"):
-            system.extend(_text_only(msg.get("content"), f"messages[{i}].content"))
+            system.extend(_content_text(msg.get("content"), i))
         elif role == "user":
             _append(turns, "user", _with_cache_control(_user_blocks(msg, i), msg))
         elif role == "assistant":
@@ -63,6 +63,17 @@ def sanitize_tool_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{where} must be a non-empty string.", param=where)
     return _BAD_ID_CHARS.sub("_", value)
+
+
+def _tool_id(value: Any, i: int, field: str) -> str:
+    """`sanitize_tool_id` of a message's id, the field's path made only for an error."""
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.replace("-", "a").replace("_", "a").isalnum()
+    ):
+        return value  # the usual id (`call_…`, `toolu_…`): nothing to replace
+    return sanitize_tool_id(value, f"messages[{i}].{field}")
 
 
 def _append(turns: list[Turn], role: str, blocks: list[Block]) -> None:
@@ -139,6 +150,16 @@ def _text_only(content: Any, where: str) -> list[Block]:
     return blocks
 
 
+def _content_text(content: Any, i: int) -> list[Block]:
+    """`_text_only` of message `i`'s content; a string or none (the usual shapes) makes no
+    path."""
+    if isinstance(content, str):
+        return [_text(content)] if content.strip() else []
+    if content is None:
+        return []
+    return _text_only(content, f"messages[{i}].content")
+
+
 def _user_blocks(msg: dict[str, Any], i: int) -> list[Block]:
     content = msg.get("content")
     where = f"messages[{i}].content"
@@ -211,13 +232,14 @@ def _data_url(url: str, where: str) -> tuple[str, str]:
 
 def _assistant_blocks(msg: dict[str, Any], i: int) -> list[Block]:
     blocks = _thinking_blocks(msg.get("thinking_blocks"))
-    blocks.extend(_text_only(msg.get("content"), f"messages[{i}].content"))
+    blocks.extend(_content_text(msg.get("content"), i))
     calls = msg.get("tool_calls") or []
     if not isinstance(calls, list):
         raise BadRequest(
             f"messages[{i}].tool_calls must be an array.", param=f"messages[{i}].tool_calls"
         )
-    blocks.extend(_tool_use(call, f"messages[{i}].tool_calls[{j}]") for j, call in enumerate(calls))
+    for j, call in enumerate(calls):
+        blocks.append(_tool_use(call, i, j))
     return blocks
 
 
@@ -234,19 +256,22 @@ def _thinking_blocks(raw: Any) -> list[Block]:
     return out
 
 
-def _tool_use(call: Any, where: str) -> Block:
+def _tool_use(call: Any, i: int, j: int) -> Block:
+    # Paths (`messages[i].tool_calls[j]…`) are made only for an error: an agent's history
+    # holds dozens of calls.
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        where = f"messages[{i}].tool_calls[{j}]"
         raise BadRequest(f"{where}.function.name must be a string.", param=where)
     return {
         "type": "tool_use",
-        "id": sanitize_tool_id(call.get("id"), f"{where}.id"),
+        "id": _tool_id(call.get("id"), i, f"tool_calls[{j}].id"),
         "name": function["name"],
-        "input": _arguments(function.get("arguments"), f"{where}.function.arguments"),
+        "input": _arguments(function.get("arguments"), i, j),
     }
 
 
-def _arguments(raw: Any, where: str) -> dict[str, Any]:
+def _arguments(raw: Any, i: int, j: int) -> dict[str, Any]:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
     if isinstance(raw, dict):
@@ -254,19 +279,24 @@ def _arguments(raw: Any, where: str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw) if isinstance(raw, str) else None
     except orjson.JSONDecodeError:
-        raise BadRequest(f"{where} is not valid JSON.", param=where) from None
+        value = _BAD_JSON
     if not isinstance(value, dict):
-        raise BadRequest(f"{where} must be a JSON object.", param=where)
+        where = f"messages[{i}].tool_calls[{j}].function.arguments"
+        problem = "is not valid JSON" if value is _BAD_JSON else "must be a JSON object"
+        raise BadRequest(f"{where} {problem}.", param=where)
     return value
+
+
+_BAD_JSON = object()
 
 
 def _tool_result(msg: dict[str, Any], i: int) -> Block:
     block: Block = {
         "type": "tool_result",
-        "tool_use_id": sanitize_tool_id(msg.get("tool_call_id"), f"messages[{i}].tool_call_id"),
+        "tool_use_id": _tool_id(msg.get("tool_call_id"), i, "tool_call_id"),
     }
-    parts = _text_only(msg.get("content"), f"messages[{i}].content")
-    text = "\n".join(part["text"] for part in parts)
+    parts = _content_text(msg.get("content"), i)
+    text = parts[0]["text"] if len(parts) == 1 else "\n".join(part["text"] for part in parts)
     if text:
         block["content"] = text
     return block
