@@ -457,6 +457,7 @@ class Pipeline:
         """
         keep = out.keep_chunks
         native = out.native
+        docs = req.chunk_docs
         pieces: list[bytes] = []
         for chunk in batch:
             if chunk.usage is not None:
@@ -477,6 +478,8 @@ class Pipeline:
                     out.last_native = chunk.native
             elif chunk.data is not None and (not chunk.usage_only or req.include_usage):
                 pieces.append(b"data: " + chunk.data + b"\n\n")
+                if docs is not None:
+                    docs.append(chunk.doc if chunk.doc is not None else chunk.data)
             if keep and chunk.data is not None:
                 keep = self._keep(out, chunk.data)
         return b"".join(pieces)

@@ -62,6 +62,10 @@ class ChatRequest:
     capture: Callable[[UpstreamRequest], None] | None = None
     """Set by the pipeline only while request bodies are stored: each attempt hands it the
     request it sends upstream (the last one stays). None: nothing is captured."""
+    chunk_docs: list[Mapping[str, Any] | bytes] | None = None
+    """Set by a front door that renders the stream in another format: with each piece of
+    chunk bytes it yields, the pipeline appends those chunks here (each its `doc`, or its
+    `data` when it has none), so the renderer reads them without parsing the bytes again."""
     pin: str | None = None
     """The one deployment of the group to try (the master's `x-llmproxy-deployment` header):
     no other, no fallbacks, no cache; tried even while cooling down or at a limit. None: the
@@ -170,6 +174,9 @@ class Chunk:
     finish: str | None = None
     """Set on the chunk that ends the answer: OpenAI's finish_reason vocabulary (stop, length,
     tool_calls, content_filter...); None on every other chunk."""
+    doc: Mapping[str, Any] | None = None
+    """`data` as the decoder built or read it, when it did: a front door rendering the stream
+    in another format reads this instead of parsing `data` again. Never mutated."""
 
 
 @dataclass(frozen=True, slots=True)

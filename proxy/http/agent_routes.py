@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from proxy.endpoints import anthropic_messages, openai_responses
+from proxy.endpoints.chunk_stream import ChunkRenderer
 from proxy.http.clients import client_name, header_session
 from proxy.http.pin import checked_pin
 from proxy.http.routes import Call
@@ -42,19 +43,22 @@ class TranslatedStream:
     `aclose()` closes the pipeline's stream, which runs its end-of-stream accounting once.
     """
 
-    __slots__ = ("_inner", "_feed", "_finish", "_idle", "_done")
+    __slots__ = ("_inner", "_renderer", "_docs", "_idle", "_done")
 
     def __init__(
         self,
         inner: AsyncIterator[bytes],
-        feed: Callable[[bytes], bytes],
-        finish: Callable[[], bytes],
+        renderer: ChunkRenderer,
+        docs: list[Mapping[str, Any] | bytes] | None = None,
         idle: Callable[[], bytes] | None = None,
     ) -> None:
-        """`idle` renders a keep-alive for the pipeline's b"" ticks (Messages' `ping`)."""
+        """`docs` is the request's `chunk_docs`: the chunks of each piece the pipeline yields,
+        rendered from there (the piece's bytes are parsed only when it holds none: the end, an
+        error event, a cached answer). `idle` renders a keep-alive for the pipeline's b""
+        ticks (Messages' `ping`)."""
         self._inner = inner
-        self._feed = feed
-        self._finish = finish
+        self._renderer = renderer
+        self._docs = docs
         self._idle = idle
         self._done = False
 
@@ -67,14 +71,23 @@ class TranslatedStream:
                 data = await anext(self._inner)
             except StopAsyncIteration:
                 self._done = True
-                tail = self._finish()
+                tail = self._renderer.finish()
                 if tail:
                     return tail
                 break
-            out = self._feed(data) if data else self._idle() if self._idle else b""
+            out = self._render(data) if data else self._idle() if self._idle else b""
             if out:
                 return out
         raise StopAsyncIteration
+
+    def _render(self, data: bytes) -> bytes:
+        docs = self._docs
+        if not docs:
+            return self._renderer.feed_sse(data)
+        feed = self._renderer.feed
+        out = b"".join(feed(doc) for doc in docs)
+        docs.clear()
+        return out
 
     async def aclose(self) -> None:
         aclose = getattr(self._inner, "aclose", None)
@@ -103,7 +116,7 @@ class AgentHandlers:
                 answer.headers, body=anthropic_messages.render(answer.body or b"", req.model)
             )
         out = anthropic_messages.MessagesStream(req.model)
-        stream = TranslatedStream(answer.stream, out.feed_sse, out.finish, out.ping)
+        stream = TranslatedStream(answer.stream, out, req.chunk_docs, out.ping)
         return Answer(answer.headers, stream=stream)
 
     async def count_tokens(self, call: Call) -> Answer:
@@ -130,9 +143,7 @@ class AgentHandlers:
         if answer.stream is None:
             return Answer(answer.headers, body=openai_responses.render(answer.body or b"", info))
         out = openai_responses.ResponsesStream(info, created_at=int(time.time()))
-        return Answer(
-            answer.headers, stream=TranslatedStream(answer.stream, out.feed_sse, out.finish)
-        )
+        return Answer(answer.headers, stream=TranslatedStream(answer.stream, out, req.chunk_docs))
 
     def _parse(self, parse: Callable[..., _Parsed[_Info]], raw: bytes, wire: str) -> _Parsed[_Info]:
         """Parses with the translation deferred when only deployments taking the `wire`
@@ -163,6 +174,8 @@ class AgentHandlers:
             req.pin = checked_pin(pin, call.caller)
         req.front_door = door
         req.native = native
+        if req.stream:  # rendered in the door's format from the chunks, not their bytes
+            req.chunk_docs = []
         req.client = client_name(call.headers.get("user-agent", ""))
         req.session = header_session(call.headers)
         if log.isEnabledFor(logging.DEBUG):

@@ -255,7 +255,9 @@ class OpenAIStream:
             reason = choices[0].get("finish_reason")
             finish = reason if isinstance(reason, str) else None
         usage_only = not choices and bool(usage)
-        return [Chunk(data=raw, usage=usage, text=text, usage_only=usage_only, finish=finish)]
+        return [
+            Chunk(data=raw, usage=usage, text=text, usage_only=usage_only, finish=finish, doc=doc)
+        ]
 
 
 def _auth_headers(dep: Deployment) -> dict[str, str]:

@@ -190,7 +190,7 @@ class AnthropicStreamDecoder:
         usage = usage_from(self._usage)
         body = {**self._envelope(), "choices": [], "usage": usage_json(usage)}
         raw = None if self._lean else orjson.dumps(body)
-        return [*chunks, Chunk(data=raw, usage=usage, usage_only=True)]
+        return [*chunks, Chunk(data=raw, usage=usage, usage_only=True, doc=body)]
 
     def _error(self, data: dict[str, Any]) -> list[Chunk]:
         raise stream_error(self._dep, data)
@@ -235,6 +235,8 @@ class AnthropicStreamDecoder:
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None, text: str = "") -> Chunk:
         if self._lean:
             return Chunk(data=None, text=text, finish=finish)
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        data = orjson.dumps({**self._envelope(), "choices": [choice]})
-        return Chunk(data=data, text=text, finish=finish)
+        doc = {
+            **self._envelope(),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return Chunk(data=orjson.dumps(doc), text=text, finish=finish, doc=doc)
