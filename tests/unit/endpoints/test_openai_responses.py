@@ -640,3 +640,29 @@ def test_render_error_matches_the_chat_routes():
 
     err = AllTargetsFailed("g", [])
     assert render_error(err) == openai_chat.render_error(err, err.message)
+
+
+async def _translated(pieces: list[bytes], *, with_docs: bool) -> tuple[bytes, list[Any]]:
+    """Runs TranslatedStream over a pipeline-like stream: each piece's chunks go to `docs`
+    (as the pipeline's `_take` does) just before the piece's bytes are yielded."""
+    from proxy.http.agent_routes import TranslatedStream
+
+    docs: list[Any] = []
+
+    async def pipeline() -> Any:
+        for piece in pieces:
+            if with_docs:
+                docs.append(orjson.loads(piece))
+            yield b"data: " + piece + b"\n\n"
+        yield b"data: [DONE]\n\n"  # no chunks: rendered from its bytes
+
+    stream = TranslatedStream(pipeline(), ResponsesStream(info_for()), docs)
+    return b"".join([part async for part in stream]), docs
+
+
+async def test_a_translated_stream_renders_the_chunks_handed_over_as_from_their_bytes():
+    from_docs, left = await _translated(TEXT_STREAM, with_docs=True)
+    from_bytes, _ = await _translated(TEXT_STREAM, with_docs=False)
+    assert from_docs == from_bytes and left == []  # each piece's chunks used once
+    kinds = [name for name, _ in events(from_docs)]
+    assert kinds.count("response.output_text.delta") == 2 and kinds[-1] == "response.completed"
