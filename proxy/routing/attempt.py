@@ -350,7 +350,9 @@ def _with_native(decoder: StreamDecoder) -> Callable[[SSEEvent], list[Chunk]]:
         if not chunks:
             return [Chunk(data=None, native=raw)]
         first = chunks[0]  # a new chunk, not dataclasses.replace: that costs ~5 µs an event
-        chunks[0] = Chunk(first.data, first.usage, first.text, first.usage_only, raw, first.finish)
+        chunks[0] = Chunk(
+            first.data, first.usage, first.text, first.usage_only, raw, first.finish, first.doc
+        )
         return chunks
 
     return feed
