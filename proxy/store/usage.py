@@ -176,12 +176,11 @@ class UsageLedger:
             stamp = (self._version, today)
             hourly = dict(self._hourly)
             cached = self._rolled
-            if cached is None or cached[0] != stamp:
+            rolled = cached[1] if cached is not None and cached[0] == stamp else None
+            if rolled is None:
                 sums = [(k, Sums(**v.__dict__)) for k, v in self._sums.items()]
                 latencies = list(self._latencies)
-        if cached is not None and cached[0] == stamp:
-            rolled = cached[1]
-        else:
+        if rolled is None:
             rolled = rollup(sums, latencies, today)
             self._rolled = (stamp, rolled)
         # A new dict each call (rows shared with the cache: callers only read them).

@@ -279,15 +279,16 @@ def _arguments(raw: Any, i: int, j: int) -> dict[str, Any]:
     try:
         value = orjson.loads(raw) if isinstance(raw, str) else None
     except orjson.JSONDecodeError:
-        value = _BAD_JSON
+        where = _arguments_path(i, j)
+        raise BadRequest(f"{where} is not valid JSON.", param=where) from None
     if not isinstance(value, dict):
-        where = f"messages[{i}].tool_calls[{j}].function.arguments"
-        problem = "is not valid JSON" if value is _BAD_JSON else "must be a JSON object"
-        raise BadRequest(f"{where} {problem}.", param=where)
+        where = _arguments_path(i, j)
+        raise BadRequest(f"{where} must be a JSON object.", param=where)
     return value
 
 
-_BAD_JSON = object()
+def _arguments_path(i: int, j: int) -> str:
+    return f"messages[{i}].tool_calls[{j}].function.arguments"
 
 
 def _tool_result(msg: dict[str, Any], i: int) -> Block:
