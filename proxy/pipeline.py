@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import orjson
 
@@ -582,16 +583,22 @@ class Pipeline:
                 preview=out.preview,
                 key_alias=None if caller is None or caller.master else caller.alias,
                 finish=None if out.status == 499 else out.finish,  # 499: the client went away
-                params=client_params(req.native.body if req.native is not None else req.body),
+                params=_params(req),
             )
         )
+
+
+def _params(req: ChatRequest) -> dict[str, Any]:
+    """The client's parameters for the request log, from its own body."""
+    native = req.native
+    return client_params(req.body) if native is None else client_params(native.body, native.bulk)
 
 
 def _capture(bodies: BodyStore, req: ChatRequest, out: _Outcome) -> None:
     """Stores the client's body and has each attempt hand over what it sends upstream (only
     while bodies are stored)."""
     out.bodies = bodies
-    client = req.native.body if req.native is not None else req.body
+    client = req.native.decoded() if req.native is not None else req.body
     bodies.put(req.request_id, "client", client)
     request_id = req.request_id
 

@@ -94,6 +94,15 @@ class NativeBody:
     raw: bytes = b""
     """The body as the client sent it, when it held no proxy-only field (else b""): sent
     upstream with only `model`'s value replaced when nothing else changes (`native_bytes`)."""
+    bulk: Mapping[str, bytes] = field(default_factory=dict)
+    """The fields left undecoded in `body` (each an `orjson.Fragment` there) and their JSON
+    bytes, for a body parsed only as far as its pass-through needs (`load_body_lazily`)."""
+
+    def decoded(self) -> dict[str, Any]:
+        """Returns `body` with its undecoded fields decoded (for what reads every value)."""
+        if not self.bulk:
+            return self.body
+        return {**self.body, **{name: orjson.loads(data) for name, data in self.bulk.items()}}
 
 
 @dataclass

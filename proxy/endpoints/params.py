@@ -4,8 +4,11 @@ log: never message text, never a whole tool list."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 MAX_CHARS = 40
 """Characters of any one string value kept (a client's `stop` or tool name is its own)."""
@@ -16,7 +19,12 @@ _SCALARS = (
 """Keys taken as they are when their value is a number, a bool or a string."""
 
 
-def client_params(body: Mapping[str, Any]) -> dict[str, Any]:
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def client_params(
+    body: Mapping[str, Any], bulk: Mapping[str, bytes] | None = None
+) -> dict[str, Any]:
     """Returns the parameters `body` sets, in a fixed order of fixed keys: the scalars above;
     `stop` / `stop_sequences` (a string, or a list's count); `tools` (a count); `tool_choice`
     (`auto`, `function:name`, ...); `response_format` / `text.format` (its type);
@@ -36,6 +44,9 @@ def client_params(body: Mapping[str, Any]) -> dict[str, Any]:
     tools = body.get("tools")
     if isinstance(tools, list):
         out["tools"] = len(tools)
+    elif bulk and "tools" in bulk:  # left undecoded (`load_body_lazily`): counted, not built
+        with contextlib.suppress(msgspec.MsgspecError):  # not a list: the upstream refuses it
+            out["tools"] = len(_ITEMS.decode(bulk["tools"]))
     choice = _tool_choice(body.get("tool_choice"))
     if choice is not None:
         out["tool_choice"] = choice

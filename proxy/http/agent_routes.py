@@ -105,7 +105,12 @@ class AgentHandlers:
         """POST /v1/messages (lean): Anthropic's Messages API."""
         parse = partial(anthropic_messages.parse, call.body, self._forwarded(call))
         req, ctl, info = self._parse(parse, call.body, "anthropic_messages")
-        self._fill(req, call, "messages", NativeBody("anthropic_messages", info.body, info.raw))
+        self._fill(
+            req,
+            call,
+            "messages",
+            NativeBody("anthropic_messages", info.body, info.raw, info.bulk),
+        )
         req.ping_after = PING_AFTER
         req.session = req.session or info.session_id
         answer = await self._handle(req, ctl, call)
@@ -135,7 +140,12 @@ class AgentHandlers:
         """POST /v1/responses (lean): OpenAI's Responses API, stateless."""
         parse = partial(openai_responses.parse, call.body, self._forwarded(call))
         req, ctl, info = self._parse(parse, call.body, "openai_responses")
-        self._fill(req, call, "responses", NativeBody("openai_responses", info.body, info.raw))
+        self._fill(
+            req,
+            call,
+            "responses",
+            NativeBody("openai_responses", info.body, info.raw, info.bulk),
+        )
         req.session = req.session or info.session_id
         answer = await self._handle(req, ctl, call)
         if answer.native:

@@ -284,3 +284,32 @@ def test_codex_tool_round_trip_passes_through(fake, proxy, tmp_path) -> None:
     calls = agents.model_calls(fake)
     assert {s.path for s in calls} == {RESPONSES}, run.report()
     assert any(agents.replayed_reasoning("codex", s) for s in calls), run.report()
+
+
+# -- a body passed through is parsed lazily, and still checked ------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "gpt", "input": [{"role": "user", "content": "\xff"}]}',
+        b'{"model": "gpt", "input": [{"role": "user", "content": "hi"},,]}',
+        b'{"model": "gpt", "input": "hi", "tools": {"type": "function"}}',
+    ],
+    ids=["bad-utf8-in-input", "bad-json-in-input", "tools-not-a-list"],
+)
+def test_bad_input_in_a_skimmed_field_is_a_400_before_the_upstream(fake, proxy, raw) -> None:
+    with proxy.client() as c:
+        answer = c.post(RESPONSES, content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert model_calls(fake) == []
+
+
+def test_a_skimmed_body_goes_upstream_byte_for_byte(fake, proxy) -> None:
+    raw = b'{"model":"gpt","input":[{"role":"user","content":"h\\u00e9 \\"x\\""}] ,"tools":[]}'
+    with proxy.client() as c:
+        answer = c.post(RESPONSES, content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    [seen] = model_calls(fake)
+    assert seen.raw == raw.replace(b'"gpt"', b'"gpt-5"', 1)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import orjson
 
 from proxy.endpoints.anthropic_messages.content import convert_messages
-from proxy.endpoints.openai_chat import IGNORED, cache_control, load_body
+from proxy.endpoints.openai_chat import (
+    IGNORED,
+    cache_control,
+    decode_lazy,
+    load_body,
+    load_body_lazily,
+)
 from proxy.errors import BadRequest
 from proxy.schema import CacheControl, ChatRequest
 
@@ -26,6 +32,8 @@ MAX_STOP = 4
 MAX_USER = 256
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _LEGACY_SESSION = re.compile(r"_session_([0-9A-Za-z-]+)$")
+_THINKING = b'"thinking"'
+"""In a Messages body's bytes: maybe a thinking block, which the pass-through must read."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class MessagesRequest:
     stream: bool
     session_id: str | None
     """The agent session id from `metadata.user_id` (Claude Code's JSON or legacy form)."""
+    bulk: Mapping[str, bytes] = field(default_factory=dict)
+    """The JSON bytes of `messages` when it was left undecoded in `body` (a pass-through)."""
 
     def passthrough(self, model: str) -> bytes:
         """Returns the client's body for an Anthropic upstream, only `model` replaced."""
@@ -77,7 +87,9 @@ def parse(
         BadRequest: the body is not JSON, or a field is missing, ill-typed or untranslatable;
             the message and `param` name the field.
     """
-    body = load_body(raw)
+    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, ("messages",))
+    if _THINKING in bulk.get("messages", b""):  # unsigned thinking blocks are left out
+        body, bulk = decode_lazy(body, bulk), {}  # upstream (`passthrough_body`)
     ctl = cache_control(body.get("cache"))
     client_body = {k: v for k, v in body.items() if k not in IGNORED}
     model = model_of(body)
@@ -87,16 +99,16 @@ def parse(
     if translate:
         chat = _chat_body(body, model, stream, user_id)
     else:  # every field but the messages is still checked here, so bad input is our 400
-        if not isinstance(body.get("messages"), list):
+        if not (isinstance(body.get("messages"), list) or bulk.get("messages", b"")[:1] == b"["):
             raise BadRequest("'messages' is required and must be an array.", param="messages")
         chat = {"model": model, "messages": [], "max_tokens": _max_tokens(body.get("max_tokens"))}
         _sampling(body)
         _check_tools(body.get("tools"))
         _tool_choice(body.get("tool_choice"))
         chat["stream"] = stream
-        pending = partial(_chat_body, body, model, stream, user_id)
+        pending = partial(_chat_body, body, model, stream, user_id, bulk)
     as_sent = raw if len(client_body) == len(body) else b""
-    info = MessagesRequest(as_sent, client_body, model, stream, session_of(user_id))
+    info = MessagesRequest(as_sent, client_body, model, stream, session_of(user_id), bulk)
     req = ChatRequest(
         model=model,
         body=chat,
@@ -109,7 +121,16 @@ def parse(
     return req, ctl, info
 
 
-def _chat_body(body: dict[str, Any], model: str, stream: bool, user_id: str | None) -> Any:
+def _chat_body(
+    body: dict[str, Any],
+    model: str,
+    stream: bool,
+    user_id: str | None,
+    bulk: Mapping[str, bytes] | None = None,
+) -> Any:
+    """Returns the chat body for `body`; `bulk`: the bytes of the fields left undecoded."""
+    if bulk:
+        body = decode_lazy(body, bulk)
     out: dict[str, Any] = {
         "model": model,
         "messages": convert_messages(body.get("system"), body.get("messages")),

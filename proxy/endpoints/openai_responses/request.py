@@ -16,7 +16,13 @@ from typing import Any
 
 import orjson
 
-from proxy.endpoints.openai_chat import IGNORED, cache_control, load_body
+from proxy.endpoints.openai_chat import (
+    IGNORED,
+    cache_control,
+    decode_lazy,
+    load_body,
+    load_body_lazily,
+)
 from proxy.endpoints.openai_responses.items import convert_input
 from proxy.endpoints.openai_responses.tools import (
     ToolRef,
@@ -29,6 +35,8 @@ from proxy.schema import CacheControl, ChatRequest
 MAX_USER = 256
 _EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
             "xhigh": "high"}  # fmt: skip
+_BULK = ("input", "tools")
+"""The fields a passed-through body leaves undecoded (the upstream reads them)."""
 _STATEFUL = {
     "previous_response_id": "previous_response_id needs stored responses; this proxy is "
     "stateless, so send the whole conversation in 'input'.",
@@ -73,6 +81,8 @@ class ResponsesRequest:
     `custom_tool_call` with the client's name and namespace."""
     echo: Mapping[str, Any] = field(default_factory=dict)
     """Request fields a Response object repeats (tools, tool_choice, instructions, ...)."""
+    bulk: Mapping[str, bytes] = field(default_factory=dict)
+    """The JSON bytes of `input` and `tools` when left undecoded in `body` (a pass-through)."""
 
     def passthrough(self, model: str) -> bytes:
         """Returns the client's body for an OpenAI Responses upstream, only `model` replaced."""
@@ -98,7 +108,7 @@ def parse(
         BadRequest: the body is not JSON; a field is missing, ill-typed or untranslatable; or
             it refers to stored state (`previous_response_id`, ...). `param` names the field.
     """
-    body = load_body(raw)
+    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, _BULK)
     ctl = cache_control(body.get("cache"))
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -110,11 +120,11 @@ def parse(
     if translate:
         chat = _translate(body, model, stream, table)
     else:
-        _check(body)
+        _check(body, bulk)
         chat = {"model": model, "messages": []}
         if stream:
             chat["stream"] = True
-        pending = partial(_translate, body, model, stream, table)
+        pending = partial(_translate, body, model, stream, table, bulk)
     client_body = {k: v for k, v in body.items() if k not in IGNORED}
     info = ResponsesRequest(
         raw=raw if len(client_body) == len(body) else b"",
@@ -124,6 +134,7 @@ def parse(
         session_id=_session(body.get("prompt_cache_key")),
         tools=table,
         echo={name: body.get(name, default) for name, default in _ECHOED.items()},
+        bulk=bulk,
     )
     req = ChatRequest(
         model=model,
@@ -138,9 +149,16 @@ def parse(
 
 
 def _translate(
-    body: Mapping[str, Any], model: str, stream: bool, table: dict[str, ToolRef]
+    body: Mapping[str, Any],
+    model: str,
+    stream: bool,
+    table: dict[str, ToolRef],
+    bulk: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Returns the chat body for `body`, filling `table` (the request's tool table)."""
+    """Returns the chat body for `body`, filling `table` (the request's tool table); `bulk`:
+    the bytes of the fields the parse left undecoded."""
+    if bulk:
+        body = decode_lazy(body, bulk)
     tools, found = convert_tools(body.get("tools"))
     chat = _chat_body(body, model, stream, tools)
     table.update(found)
@@ -191,10 +209,14 @@ def _chat_body(
     return out
 
 
-def _check(body: Mapping[str, Any]) -> None:
+def _check(body: Mapping[str, Any], bulk: Mapping[str, bytes]) -> None:
     """Checks the fields the translation reads beside `input` and `tools` (for a body that
     passes through), so their bad values are still this proxy's 400."""
-    if not isinstance(body.get("tools", []), list | None):
+    tools = bulk.get("tools")
+    if tools is not None:
+        if tools[:1] != b"[" and tools != b"null":
+            raise BadRequest("'tools' must be an array.", param="tools")
+    elif not isinstance(body.get("tools", []), list | None):
         raise BadRequest("'tools' must be an array.", param="tools")
     _max_output(body)
     _sampling(body)
