@@ -344,7 +344,10 @@ class Pipeline:
             rates = self._group_rates(req.model, deps)
         body = req.native.body if req.pending is not None and req.native is not None else req.body
         if req.pending is not None and req.native is not None:
-            prompt = max(1, len(orjson.dumps(body.get("messages") or body.get("input"))) // 4)
+            bulk = req.native.bulk
+            name = "messages" if "messages" in body else "input"
+            size = len(bulk[name]) if name in bulk else len(orjson.dumps(body.get(name)))
+            prompt = max(1, size // 4)
         else:
             prompt = estimate_prompt_tokens(req)
         out = DEFAULT_MAX_TOKENS

@@ -343,15 +343,9 @@ class Router:
             attempts += 1
             per_dep[dep.id] = per_dep.get(dep.id, 0) + 1
             timeout = min(dep.stream_timeout if stream else dep.timeout, remaining)
-            self.pool.begin(st)
-            trace.current = dep
-            started = self._clock()
             try:
-                result = await attempt(st, timeout)
+                return await self._try(st, group, trace, attempt, timeout, stream)
             except UpstreamError as err:
-                elapsed = (self._clock() - started) * 1000
-                trace.attempts.append(Attempt(dep.id, group, err.status, _reason(err), elapsed))
-                self.pool.fail(st, err)
                 if not err.retryable:
                     raise
                 _note_failure(trace, err)
@@ -362,18 +356,43 @@ class Router:
                 budget = retries if dep.max_retries is None else dep.max_retries
                 if err.status == 504 or per_dep[dep.id] > budget:
                     barred.add(dep.id)
-                continue
-            except BaseException as exc:
-                self.pool.release(st)  # never a failure of the deployment: no cooldown
-                if isinstance(exc, asyncio.CancelledError):
-                    elapsed = (self._clock() - started) * 1000
-                    trace.attempts.append(Attempt(dep.id, group, 499, "cancelled", elapsed))
-                raise
-            elapsed = (self._clock() - started) * 1000
-            trace.attempts.append(Attempt(dep.id, group, 200, "ok", elapsed))
-            self.pool.succeed(st, elapsed, release=not stream)
-            return result
         raise _GroupExhaustedError(last)
+
+    async def _try(
+        self,
+        st: DeploymentState,
+        group: str,
+        trace: Trace,
+        attempt: Callable[[DeploymentState, float], Awaitable[T]],
+        limit: float,
+        stream: bool,
+    ) -> T:
+        """One attempt on `st` within `limit` seconds, recorded in `trace` and in its health.
+
+        An upstream error counts against the deployment and is raised for the caller to
+        retry or not; anything else (a cancelled client, a bug) only frees its slot.
+        """
+        dep = st.dep
+        self.pool.begin(st)
+        trace.current = dep
+        started = self._clock()
+        try:
+            result = await attempt(st, limit)
+        except UpstreamError as err:
+            elapsed = (self._clock() - started) * 1000
+            trace.attempts.append(Attempt(dep.id, group, err.status, _reason(err), elapsed))
+            self.pool.fail(st, err)
+            raise
+        except BaseException as exc:
+            self.pool.release(st)  # never a failure of the deployment: no cooldown
+            if isinstance(exc, asyncio.CancelledError):
+                elapsed = (self._clock() - started) * 1000
+                trace.attempts.append(Attempt(dep.id, group, 499, "cancelled", elapsed))
+            raise
+        elapsed = (self._clock() - started) * 1000
+        trace.attempts.append(Attempt(dep.id, group, 200, "ok", elapsed))
+        self.pool.succeed(st, elapsed, release=not stream)
+        return result
 
     async def _run_pinned(
         self,
@@ -403,31 +422,15 @@ class Router:
         if dep.rpm is not None or dep.tpm is not None:
             await self.pool.shared.reserve(dep.id, dep.rpm, dep.tpm)  # counted, never refused
         timeout = min(dep.stream_timeout if stream else dep.timeout, trace.remaining(self._clock))
-        self.pool.begin(st)
-        trace.current = dep
-        started = self._clock()
         try:
-            result = await attempt(st, timeout)
+            return await self._try(st, req.model, trace, attempt, timeout, stream)
         except UpstreamError as err:
-            elapsed = (self._clock() - started) * 1000
-            trace.attempts.append(Attempt(dep.id, req.model, err.status, _reason(err), elapsed))
-            self.pool.fail(st, err)
             if err.retryable:
                 _note_failure(trace, err)
                 raise _final_error(req.model, trace, err) from None
             if err.context_window:
                 raise ContextWindowExceeded(err.message) from None
             raise
-        except BaseException as exc:
-            self.pool.release(st)
-            if isinstance(exc, asyncio.CancelledError):
-                elapsed = (self._clock() - started) * 1000
-                trace.attempts.append(Attempt(dep.id, req.model, 499, "cancelled", elapsed))
-            raise
-        elapsed = (self._clock() - started) * 1000
-        trace.attempts.append(Attempt(dep.id, req.model, 200, "ok", elapsed))
-        self.pool.succeed(st, elapsed, release=not stream)
-        return result
 
     async def _wait_for_capacity(
         self,
