@@ -7,6 +7,7 @@ from their own wire format around these.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +18,19 @@ Kind = Literal["chat", "embeddings", "completions"]
 PIN_HEADER = "x-llmproxy-deployment"
 """The request header that pins a request to one deployment id (the master key only), named
 as the response header that says which deployment answered."""
+
+
+class SharedTools(list[dict[str, Any]]):
+    """Chat tools converted once from a client's tool list and handed to every request that
+    sends the same bytes again (an agent sends its tools unchanged on every turn), so
+    read-only. `derived` keeps what a provider builds from them (Anthropic's tool blocks),
+    built once too."""
+
+    __slots__ = ("derived",)
+
+    def __init__(self, tools: list[dict[str, Any]]) -> None:
+        super().__init__(tools)
+        self.derived: dict[str, Any] = {}
 
 
 @dataclass
@@ -102,7 +116,11 @@ class NativeBody:
         """Returns `body` with its undecoded fields decoded (for what reads every value)."""
         if not self.bulk:
             return self.body
-        return {**self.body, **{name: orjson.loads(data) for name, data in self.bulk.items()}}
+        out = dict(self.body)
+        for name, data in self.bulk.items():
+            with contextlib.suppress(orjson.JSONDecodeError):  # else kept as the bytes came
+                out[name] = orjson.loads(data)
+        return out
 
 
 @dataclass

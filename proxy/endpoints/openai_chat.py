@@ -153,12 +153,15 @@ def load_body_lazily(raw: bytes, lazy: tuple[str, ...]) -> tuple[dict[str, Any],
         return load_body(raw), {}  # raises the error load_body names (or decodes it all)
     body: dict[str, Any] = {}
     bulk: dict[str, bytes] = {}
-    for name, value in top.items():
-        if name in lazy:
-            data = bulk[name] = bytes(value)
-            body[name] = orjson.Fragment(data)
-        else:
-            body[name] = orjson.loads(memoryview(value))
+    try:
+        for name, value in top.items():
+            if name in lazy:
+                data = bulk[name] = bytes(value)
+                body[name] = orjson.Fragment(data)
+            else:
+                body[name] = orjson.loads(memoryview(value))
+    except orjson.JSONDecodeError:  # a number or a nesting msgspec takes and orjson does not
+        return load_body(raw), {}  # raises, with the whole body's message
     check_depth([v for k, v in body.items() if k not in bulk])
     return body, bulk
 
@@ -168,9 +171,22 @@ def decode_lazy(body: Mapping[str, Any], bulk: Mapping[str, bytes]) -> dict[str,
     depth-checked), for what reads them."""
     if not bulk:
         return dict(body)
-    values = {name: orjson.loads(data) for name, data in bulk.items()}
+    values = {name: load_field(name, data) for name, data in bulk.items()}
     check_depth(list(values.values()))
     return {**body, **values}
+
+
+def load_field(name: str, data: bytes) -> Any:
+    """Returns the value of the field `name` that `load_body_lazily` left as the bytes
+    `data` (checked JSON), not depth-checked.
+
+    Raises:
+        BadRequest: orjson cannot read it (a number out of range, over 1,024 levels).
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc} (in '{name}')") from None
 
 
 def _is_utf8(raw: bytes) -> bool:

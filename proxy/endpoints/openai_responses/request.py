@@ -20,7 +20,6 @@ from proxy.endpoints.openai_chat import (
     IGNORED,
     cache_control,
     decode_lazy,
-    load_body,
     load_body_lazily,
 )
 from proxy.endpoints.openai_responses.items import convert_input
@@ -28,6 +27,7 @@ from proxy.endpoints.openai_responses.tools import (
     ToolRef,
     convert_tool_choice,
     convert_tools,
+    convert_tools_json,
 )
 from proxy.errors import BadRequest
 from proxy.schema import CacheControl, ChatRequest
@@ -37,6 +37,9 @@ _EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "hig
             "xhigh": "high"}  # fmt: skip
 _BULK = ("input", "tools")
 """The fields a passed-through body leaves undecoded (the upstream reads them)."""
+_TOOLS = ("tools",)
+"""The field a translated body leaves undecoded: its tools are converted from their bytes,
+once for all the requests that send the same (`convert_tools_json`)."""
 _STATEFUL = {
     "previous_response_id": "previous_response_id needs stored responses; this proxy is "
     "stateless, so send the whole conversation in 'input'.",
@@ -82,7 +85,8 @@ class ResponsesRequest:
     echo: Mapping[str, Any] = field(default_factory=dict)
     """Request fields a Response object repeats (tools, tool_choice, instructions, ...)."""
     bulk: Mapping[str, bytes] = field(default_factory=dict)
-    """The JSON bytes of `input` and `tools` when left undecoded in `body` (a pass-through)."""
+    """The JSON bytes of the fields left undecoded in `body` (each an `orjson.Fragment`
+    there): `tools`, and for a pass-through `input` too."""
 
     def passthrough(self, model: str) -> bytes:
         """Returns the client's body for an OpenAI Responses upstream, only `model` replaced."""
@@ -108,7 +112,7 @@ def parse(
         BadRequest: the body is not JSON; a field is missing, ill-typed or untranslatable; or
             it refers to stored state (`previous_response_id`, ...). `param` names the field.
     """
-    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, _BULK)
+    body, bulk = load_body_lazily(raw, _BULK if not translate else _TOOLS)
     ctl = cache_control(body.get("cache"))
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -118,7 +122,7 @@ def parse(
     table: dict[str, ToolRef] = {}
     pending = None
     if translate:
-        chat = _translate(body, model, stream, table)
+        chat = _translate(body, model, stream, table, bulk)
     else:
         _check(body, bulk)
         chat = {"model": model, "messages": []}
@@ -157,9 +161,13 @@ def _translate(
 ) -> dict[str, Any]:
     """Returns the chat body for `body`, filling `table` (the request's tool table); `bulk`:
     the bytes of the fields the parse left undecoded."""
+    tools_json = bulk.get("tools") if bulk else None
     if bulk:
-        body = decode_lazy(body, bulk)
-    tools, found = convert_tools(body.get("tools"))
+        body = decode_lazy(body, {k: v for k, v in bulk.items() if k != "tools"})
+    if tools_json is not None:
+        tools, found = convert_tools_json(tools_json)
+    else:
+        tools, found = convert_tools(body.get("tools"))
     chat = _chat_body(body, model, stream, tools)
     table.update(found)
     return chat

@@ -16,6 +16,7 @@ from proxy.config.model_limits import known_max_output
 from proxy.errors import BadRequest
 from proxy.providers.anthropic.messages import Block, Turn, convert_messages
 from proxy.providers.openai_params import refuse_shape_changing
+from proxy.schema import SharedTools
 
 JSON_TOOL = "json_output"
 """The forced tool that carries a `response_format` JSON answer."""
@@ -157,7 +158,13 @@ def _asked_budget(body: dict[str, Any]) -> int | None:
 
 
 def _tools(body: dict[str, Any]) -> tuple[list[Block], dict[str, Any] | None]:
-    tools = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(body.get("tools") or [])]
+    listed = body.get("tools") or []
+    blocks = listed.derived.get("anthropic") if isinstance(listed, SharedTools) else None
+    if blocks is None:
+        blocks = [_tool(tool, i) for i, tool in enumerate(listed)]
+        if isinstance(listed, SharedTools):  # the same tools as earlier requests: built once
+            listed.derived["anthropic"] = blocks
+    tools = list(blocks)
     choice = _tool_choice(body.get("tool_choice")) if tools else None
     json_tool = _json_tool(body.get("response_format"))
     if json_tool is not None:
@@ -173,7 +180,7 @@ def _tools(body: dict[str, Any]) -> tuple[list[Block], dict[str, Any] | None]:
     return tools, choice
 
 
-def _tool(tool: Any, where: str) -> Block:
+def _tool(tool: Any, i: int) -> Block:
     function = tool.get("function") if isinstance(tool, dict) else None
     if (
         not isinstance(tool, dict)
@@ -181,6 +188,7 @@ def _tool(tool: Any, where: str) -> Block:
         or not isinstance(function, dict)
         or not isinstance(function.get("name"), str)
     ):
+        where = f"tools[{i}]"
         raise BadRequest(f"{where}: only function tools with a name are supported.", param=where)
     schema = function.get("parameters")
     schema = dict(schema) if isinstance(schema, dict) else {"properties": {}}

@@ -64,6 +64,8 @@ def test_an_agent_body_round_trips(maker: Any, lazy: tuple[str, ...]) -> None:
         b'{"model": "m", "input": [] } trailing',
         b'{"model": "m", "input": ' + b"[" * 3000 + b"]" * 3000 + b"}",
         b'{"model": "m", "metadata": ' + b"[" * 230 + b"]" * 230 + b"}",  # a decoded field
+        b'{"model": "m", "metadata": 1e400, "input": []}',  # msgspec takes it, orjson not
+        b'{"model": "m", "metadata": ' + b"[" * 1100 + b"]" * 1100 + b"}",
     ],
 )
 def test_bad_bodies_get_the_same_400_as_a_full_parse(raw: bytes) -> None:
@@ -113,3 +115,20 @@ def test_messages_pass_through_refuses_messages_that_are_not_a_list() -> None:
     with pytest.raises(BadRequest, match="'messages' is required") as caught:
         anthropic_messages.parse(raw, {}, translate=False)
     assert caught.value.param == "messages"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"[1e400]", b'[{"a": -1e999}]'],  # JSON, yet out of the range orjson reads
+)
+def test_a_skimmed_field_orjson_cannot_read_is_a_400_where_it_is_read(value: bytes) -> None:
+    for field in ("input", "tools"):
+        raw = b'{"model": "m", "' + field.encode() + b'": ' + value + b"}"
+        with pytest.raises(BadRequest, match="not valid JSON"):
+            openai_responses.parse(raw, {})  # translated: the tools are read at once
+        req, _, info = openai_responses.parse(raw, {}, translate=False)
+        assert field in info.bulk  # skimmed: msgspec reads it
+        with pytest.raises(BadRequest, match=f"not valid JSON.*in '{field}'"):
+            req.settle()  # a deferred translation reads it when it must
+        stored = NativeBody("openai_responses", info.body, raw, info.bulk).decoded()
+        assert orjson.dumps(stored[field]) == value  # stored as the bytes came
