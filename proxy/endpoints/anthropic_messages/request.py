@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import msgspec
 import orjson
 
 from proxy.endpoints.anthropic_messages.content import convert_messages
@@ -23,6 +24,7 @@ from proxy.endpoints.openai_chat import (
     decode_lazy,
     load_body,
     load_body_lazily,
+    load_field,
 )
 from proxy.errors import BadRequest
 from proxy.schema import CacheControl, ChatRequest
@@ -34,6 +36,10 @@ _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "
 _LEGACY_SESSION = re.compile(r"_session_([0-9A-Za-z-]+)$")
 _THINKING = b'"thinking"'
 """In a Messages body's bytes: maybe a thinking block, which the pass-through must read."""
+_BULK = ("messages", "tools")
+"""The fields a passed-through body leaves undecoded (the upstream reads them)."""
+_TOOL_FIELDS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]] | None)
+"""Each tool of a skimmed `tools` as its fields' raw JSON, for `_check_tools_json`."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class MessagesRequest:
     session_id: str | None
     """The agent session id from `metadata.user_id` (Claude Code's JSON or legacy form)."""
     bulk: Mapping[str, bytes] = field(default_factory=dict)
-    """The JSON bytes of `messages` when it was left undecoded in `body` (a pass-through)."""
+    """The JSON bytes of `messages` and `tools` when left undecoded in `body` (a
+    pass-through; each an `orjson.Fragment` there)."""
 
     def passthrough(self, model: str) -> bytes:
         """Returns the client's body for an Anthropic upstream, only `model` replaced."""
@@ -87,7 +94,7 @@ def parse(
         BadRequest: the body is not JSON, or a field is missing, ill-typed or untranslatable;
             the message and `param` name the field.
     """
-    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, ("messages",))
+    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, _BULK)
     if _THINKING in bulk.get("messages", b""):  # unsigned thinking blocks are left out
         body, bulk = decode_lazy(body, bulk), {}  # upstream (`passthrough_body`)
     ctl = cache_control(body.get("cache"))
@@ -103,7 +110,10 @@ def parse(
             raise BadRequest("'messages' is required and must be an array.", param="messages")
         chat = {"model": model, "messages": [], "max_tokens": _max_tokens(body.get("max_tokens"))}
         _sampling(body)
-        _check_tools(body.get("tools"))
+        if "tools" in bulk:
+            _check_tools_json(bulk["tools"])
+        else:
+            _check_tools(body.get("tools"))
         _tool_choice(body.get("tool_choice"))
         chat["stream"] = stream
         pending = partial(_chat_body, body, model, stream, user_id, bulk)
@@ -227,6 +237,36 @@ def _check_tools(value: Any) -> None:
             raise BadRequest(f"tools[{i}] must be an object.", param=f"tools[{i}]")
         if tool.get("type") in (None, "custom"):
             _tool_fields(tool, f"tools[{i}]")
+
+
+def _check_tools_json(data: bytes) -> None:
+    """`_check_tools` for the bytes of `tools` left undecoded: each tool's fields stay raw
+    JSON but its `type` and `name`, and its `input_schema` need only open an object. What
+    this finds wrong is checked again decoded, for `_check_tools`' own message."""
+    try:
+        tools = _TOOL_FIELDS.decode(data)
+        ok = all(_tool_ok(tool) for tool in tools or ())
+    except (msgspec.MsgspecError, orjson.JSONDecodeError):
+        ok = False
+    if not ok:
+        _check_tools(load_field("tools", data))
+
+
+def _tool_ok(tool: dict[str, msgspec.Raw]) -> bool:
+    kind = tool.get("type")
+    if kind is not None and orjson.loads(memoryview(kind)) not in (None, "custom"):
+        return True  # an Anthropic-hosted or Anthropic-defined tool: not checked
+    name = tool.get("name")
+    if name is None:
+        return False
+    value = orjson.loads(memoryview(name))
+    if not isinstance(value, str) or not value:
+        return False
+    schema = tool.get("input_schema")
+    if schema is None:
+        return True
+    start = bytes(memoryview(schema)[:4])
+    return start[:1] == b"{" or start == b"null"
 
 
 def _tool_fields(tool: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ ap = importlib.util.module_from_spec(_SPEC)  # the benchmark's agent-sized bodie
 _SPEC.loader.exec_module(ap)
 
 RESPONSES = ("input", "tools")
+_HI = b'[{"role": "user", "content": "hi"}]'
 
 
 def _error(raw: bytes, lazy: tuple[str, ...]) -> str:
@@ -102,7 +103,7 @@ def test_responses_pass_through_still_refuses_tools_that_are_not_a_list() -> Non
 def test_messages_pass_through_skims_messages_unless_they_hold_thinking() -> None:
     body = ap.messages_body("m")
     _, _, info = anthropic_messages.parse(orjson.dumps(body), {}, translate=False)
-    assert set(info.bulk) == {"messages"}
+    assert set(info.bulk) == {"messages", "tools"}
     thinking = {"type": "thinking", "thinking": "hm", "signature": ""}
     body["messages"].append({"role": "assistant", "content": [thinking]})
     _, _, info = anthropic_messages.parse(orjson.dumps(body), {}, translate=False)
@@ -132,3 +133,48 @@ def test_a_skimmed_field_orjson_cannot_read_is_a_400_where_it_is_read(value: byt
             req.settle()  # a deferred translation reads it when it must
         stored = NativeBody("openai_responses", info.body, raw, info.bulk).decoded()
         assert orjson.dumps(stored[field]) == value  # stored as the bytes came
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        b'{"name": "x"}',
+        b"[1]",
+        b'[{"input_schema": {}}]',
+        b'[{"name": ""}]',
+        b'[{"name": 7}]',
+        b'[{"name": "x", "input_schema": []}]',
+        b'[{"name": "x", "input_schema": "{}"}]',
+        b'[{"name": "x", "type": "custom", "input_schema": 3}]',
+        b'[{"name": "x"}, {"type": null, "name": null}]',
+    ],
+)
+def test_messages_pass_through_refuses_bad_tools_as_a_full_parse_does(tools: bytes) -> None:
+    raw = b'{"model": "m", "max_tokens": 5, "messages": ' + _HI + b', "tools": ' + tools + b"}"
+    with pytest.raises(BadRequest) as full:
+        anthropic_messages.parse(raw, {})
+    with pytest.raises(BadRequest) as skimmed:
+        anthropic_messages.parse(raw, {}, translate=False)
+    assert skimmed.value.message == full.value.message
+    assert skimmed.value.param == full.value.param
+
+
+def test_messages_pass_through_refuses_tools_orjson_cannot_read() -> None:
+    raw = b'{"model": "m", "max_tokens": 5, "messages": ' + _HI + b', "tools": [{"type": 1e400}]}'
+    with pytest.raises(BadRequest, match="not valid JSON.*in 'tools'"):
+        anthropic_messages.parse(raw, {}, translate=False)
+
+
+def test_messages_pass_through_skims_good_tools_and_sends_them_as_they_came() -> None:
+    tools = (
+        b'[{"name": "a", "input_schema": {"type": "object"}}, {"name": "b"},'
+        b' {"type": "web_search_20250305", "name": "web_search"},'
+        b' {"type": "custom", "name": "c", "input_schema": null, "defer_loading": true}]'
+    )
+    raw = b'{"model": "m", "max_tokens": 5, "messages": ' + _HI + b', "tools": ' + tools + b"}"
+    req, _, info = anthropic_messages.parse(raw, {}, translate=False)
+    assert info.bulk["tools"] == tools
+    assert orjson.dumps(info.body["tools"]) == tools
+    assert client_params(info.body, info.bulk)["tools"] == 4
+    req.settle()  # the deferred translation reads them
+    assert [t["function"]["name"] for t in req.body["tools"]] == ["a", "b", "c"]
