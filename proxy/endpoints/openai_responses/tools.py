@@ -21,9 +21,9 @@ from proxy.schema import SharedTools
 
 CUSTOM_ARGUMENT = "input"
 """The one string argument a custom tool gets as a function."""
-SHARED_TOOL_LISTS = 32
+SHARED_TOOL_LISTS = 16
 """Distinct tool lists whose conversion is kept (`convert_tools_json`)."""
-MAX_SHARED_BYTES = 1 << 20
+MAX_SHARED_BYTES = 256 << 10
 """A tool list longer than this (as JSON) is converted on every request, never kept."""
 
 

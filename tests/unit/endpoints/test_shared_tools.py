@@ -11,7 +11,11 @@ import orjson
 import pytest
 
 from proxy.endpoints import openai_responses
-from proxy.endpoints.openai_responses.tools import convert_tools, convert_tools_json
+from proxy.endpoints.openai_responses.tools import (
+    MAX_SHARED_BYTES,
+    convert_tools,
+    convert_tools_json,
+)
 from proxy.errors import BadRequest
 from proxy.providers.anthropic.request import build_body
 from proxy.schema import SharedTools
@@ -81,3 +85,14 @@ def test_a_bad_tool_list_is_refused_every_time(tools: bytes, message: str) -> No
 def test_a_null_tool_list_is_no_tools() -> None:
     tools, table = convert_tools_json(b"null")
     assert list(tools) == [] and dict(table) == {}
+
+
+def test_a_huge_tool_list_is_converted_each_time_never_kept() -> None:
+    tool = {"type": "function", "name": "big", "parameters": {"type": "object"}}
+    huge = [{**tool, "description": "x" * (MAX_SHARED_BYTES + 1)}]
+    data = orjson.dumps(huge)
+    first, _ = convert_tools_json(data)
+    second, _ = convert_tools_json(data)
+    assert first == second and first is not second
+    small = orjson.dumps([tool])
+    assert convert_tools_json(small)[0] is convert_tools_json(small)[0]
