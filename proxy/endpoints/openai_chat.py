@@ -8,8 +8,9 @@ Answers need no rendering here: the neutral response already carries OpenAI JSON
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any, TypeVar, cast
 
 import msgspec
 import orjson
@@ -17,6 +18,7 @@ import orjson
 from proxy.errors import BadRequest, ProxyError, clip
 from proxy.schema import CacheControl, ChatRequest, Kind
 
+T = TypeVar("T")
 IGNORED = ("api_key", "api_base", "base_url", "cache", "mock_response")
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_DEPTH = 200
@@ -187,6 +189,33 @@ def load_field(name: str, data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc} (in '{name}')") from None
+
+
+SHARED_FIELDS = 16
+"""Distinct field values whose conversion `shared_conversion` keeps."""
+MAX_SHARED_BYTES = 256 << 10
+"""A field longer than this (as JSON) is converted on every request, never kept (16 kept
+tool lists of this size hold about 24 MB)."""
+
+
+def shared_conversion(name: str, convert: Callable[[Any], T]) -> Callable[[bytes], T]:
+    """Returns `convert` of the field `name` given as the JSON bytes `load_body_lazily` left
+    (decoded and depth-checked first), made once per distinct bytes and then handed to every
+    request that sends the same: for an agent's tools, sent unchanged on every turn. So what
+    `convert` returns is shared, read-only (`SharedTools`). Errors are raised every time,
+    never kept; a field over MAX_SHARED_BYTES is converted each time."""
+
+    def fresh(data: bytes) -> T:
+        value = load_field(name, data)
+        check_depth(value)
+        return convert(value)
+
+    kept = lru_cache(maxsize=SHARED_FIELDS)(fresh)
+
+    def converted(data: bytes) -> T:
+        return fresh(data) if len(data) > MAX_SHARED_BYTES else kept(data)
+
+    return converted
 
 
 def _is_utf8(raw: bytes) -> bool:

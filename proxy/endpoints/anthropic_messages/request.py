@@ -22,12 +22,12 @@ from proxy.endpoints.openai_chat import (
     IGNORED,
     cache_control,
     decode_lazy,
-    load_body,
     load_body_lazily,
     load_field,
+    shared_conversion,
 )
 from proxy.errors import BadRequest
-from proxy.schema import CacheControl, ChatRequest
+from proxy.schema import CacheControl, ChatRequest, SharedTools
 
 MAX_STOP = 4
 """OpenAI takes at most four stop sequences; further ones are dropped."""
@@ -38,6 +38,9 @@ _THINKING = b'"thinking"'
 """In a Messages body's bytes: maybe a thinking block, which the pass-through must read."""
 _BULK = ("messages", "tools")
 """The fields a passed-through body leaves undecoded (the upstream reads them)."""
+_TOOLS = ("tools",)
+"""The field a translated body leaves undecoded: its tools are converted from their bytes,
+once for all the requests that send the same (`_shared_tools`)."""
 _TOOL_FIELDS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]] | None)
 """Each tool of a skimmed `tools` as its fields' raw JSON, for `_check_tools_json`."""
 
@@ -94,7 +97,7 @@ def parse(
         BadRequest: the body is not JSON, or a field is missing, ill-typed or untranslatable;
             the message and `param` name the field.
     """
-    body, bulk = (load_body(raw), {}) if translate else load_body_lazily(raw, _BULK)
+    body, bulk = load_body_lazily(raw, _BULK if not translate else _TOOLS)
     if _THINKING in bulk.get("messages", b""):  # unsigned thinking blocks are left out
         body, bulk = decode_lazy(body, bulk), {}  # upstream (`passthrough_body`)
     ctl = cache_control(body.get("cache"))
@@ -104,7 +107,7 @@ def parse(
     user_id = _user_id(body.get("metadata"))
     pending = None
     if translate:
-        chat = _chat_body(body, model, stream, user_id)
+        chat = _chat_body(body, model, stream, user_id, bulk)
     else:  # every field but the messages is still checked here, so bad input is our 400
         if not (isinstance(body.get("messages"), list) or bulk.get("messages", b"")[:1] == b"["):
             raise BadRequest("'messages' is required and must be an array.", param="messages")
@@ -139,15 +142,16 @@ def _chat_body(
     bulk: Mapping[str, bytes] | None = None,
 ) -> Any:
     """Returns the chat body for `body`; `bulk`: the bytes of the fields left undecoded."""
+    tools_json = bulk.get("tools") if bulk else None
     if bulk:
-        body = decode_lazy(body, bulk)
+        body = decode_lazy(body, {k: v for k, v in bulk.items() if k != "tools"})
     out: dict[str, Any] = {
         "model": model,
         "messages": convert_messages(body.get("system"), body.get("messages")),
         "max_tokens": _max_tokens(body.get("max_tokens")),
     }
     out.update(_sampling(body))
-    tools = _tools(body.get("tools"))
+    tools = _tools(body.get("tools")) if tools_json is None else _shared_tools(tools_json)
     choice = _tool_choice(body.get("tool_choice"))
     if tools:
         out["tools"] = tools
@@ -224,6 +228,10 @@ def _tools(value: Any) -> list[dict[str, Any]]:
             continue  # an Anthropic-hosted or Anthropic-defined tool: no one else runs it
         out.append(_tool(tool, where))
     return out
+
+
+_shared_tools = shared_conversion("tools", lambda value: SharedTools(_tools(value)))
+"""`_tools` for the JSON bytes of `tools`, made once per distinct list and shared."""
 
 
 def _check_tools(value: Any) -> None:

@@ -164,6 +164,8 @@ def _translate(
     tools_json = bulk.get("tools") if bulk else None
     if bulk:
         body = decode_lazy(body, {k: v for k, v in bulk.items() if k != "tools"})
+    tools: list[dict[str, Any]]
+    found: Mapping[str, ToolRef]
     if tools_json is not None:
         tools, found = convert_tools_json(tools_json)
     else:

@@ -10,21 +10,16 @@ flat name back to how the client defined it, so calls are rendered as the client
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from proxy.endpoints.openai_chat import check_depth, load_field
+from proxy.endpoints.openai_chat import shared_conversion
 from proxy.errors import BadRequest
 from proxy.schema import SharedTools
 
 CUSTOM_ARGUMENT = "input"
 """The one string argument a custom tool gets as a function."""
-SHARED_TOOL_LISTS = 16
-"""Distinct tool lists whose conversion is kept (`convert_tools_json`)."""
-MAX_SHARED_BYTES = 256 << 10
-"""A tool list longer than this (as JSON) is converted on every request, never kept."""
 
 
 class ToolRef(NamedTuple):
@@ -73,28 +68,16 @@ def convert_tools(value: Any) -> tuple[list[dict[str, Any]], dict[str, ToolRef]]
     return tools, table
 
 
-def convert_tools_json(data: bytes) -> tuple[list[dict[str, Any]], Mapping[str, ToolRef]]:
-    """`convert_tools` for the JSON bytes of `tools` (checked JSON, left undecoded by the
-    parse). An agent sends the same tools on every turn, so a list is decoded, depth-checked
-    and converted once; the requests that send the same bytes share the result
-    (`SharedTools`, read-only), as they share the Anthropic blocks built from it.
-
-    Raises:
-        BadRequest: as `convert_tools`, or the list is nested too deeply.
-    """
-    if len(data) > MAX_SHARED_BYTES:
-        return _convert_json(data)
-    return _shared(data)
-
-
-def _convert_json(data: bytes) -> tuple[SharedTools, Mapping[str, ToolRef]]:
-    value = load_field("tools", data)
-    check_depth(value)
+def _shared_tools(value: Any) -> tuple[SharedTools, Mapping[str, ToolRef]]:
     tools, table = convert_tools(value)
     return SharedTools(tools), table
 
 
-_shared = lru_cache(maxsize=SHARED_TOOL_LISTS)(_convert_json)  # errors are never kept
+convert_tools_json = shared_conversion("tools", _shared_tools)
+"""`convert_tools` for the JSON bytes of `tools` (checked JSON, left undecoded by the parse),
+made once per distinct list (`shared_conversion`): the requests that send the same bytes share
+the chat tools (`SharedTools`, read-only), as they share the Anthropic blocks built from them.
+Raises BadRequest as `convert_tools` does, or for a list nested too deeply."""
 
 
 def _add(

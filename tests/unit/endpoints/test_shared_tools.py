@@ -10,12 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from proxy.endpoints import openai_responses
-from proxy.endpoints.openai_responses.tools import (
-    MAX_SHARED_BYTES,
-    convert_tools,
-    convert_tools_json,
-)
+from proxy.endpoints import anthropic_messages, openai_responses
+from proxy.endpoints.openai_chat import MAX_SHARED_BYTES
+from proxy.endpoints.openai_responses.tools import convert_tools, convert_tools_json
 from proxy.errors import BadRequest
 from proxy.providers.anthropic.request import build_body
 from proxy.schema import SharedTools
@@ -96,3 +93,15 @@ def test_a_huge_tool_list_is_converted_each_time_never_kept() -> None:
     assert first == second and first is not second
     small = orjson.dumps([tool])
     assert convert_tools_json(small)[0] is convert_tools_json(small)[0]
+
+
+def test_messages_tools_are_converted_once_and_equal_a_fresh_conversion() -> None:
+    body = ap.messages_body("m")
+    first, _, _ = anthropic_messages.parse(orjson.dumps(body), {})
+    later = {**body, "messages": [{"role": "user", "content": "another turn"}]}
+    second, _, _ = anthropic_messages.parse(orjson.dumps(later), {})
+    assert isinstance(first.body["tools"], SharedTools)
+    assert second.body["tools"] is first.body["tools"]
+    decoded, _, _ = anthropic_messages.parse(orjson.dumps({**body, "tools": body["tools"][:2]}), {})
+    assert decoded.body["tools"] is not first.body["tools"]
+    assert list(decoded.body["tools"]) == list(first.body["tools"])[:2]
