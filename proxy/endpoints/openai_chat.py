@@ -168,12 +168,15 @@ def load_body_lazily(raw: bytes, lazy: tuple[str, ...]) -> tuple[dict[str, Any],
     return body, bulk
 
 
-def decode_lazy(body: Mapping[str, Any], bulk: Mapping[str, bytes]) -> dict[str, Any]:
+def decode_lazy(
+    body: Mapping[str, Any], bulk: Mapping[str, bytes], *, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Returns `body` with the fields `load_body_lazily` left undecoded decoded (and
-    depth-checked), for what reads them."""
-    if not bulk:
+    depth-checked), for what reads them; those in `keep` stay bytes (what reads them reads
+    the bytes, e.g. `shared_conversion`)."""
+    values = {name: load_field(name, data) for name, data in bulk.items() if name not in keep}
+    if not values:
         return dict(body)
-    values = {name: load_field(name, data) for name, data in bulk.items()}
     check_depth(list(values.values()))
     return {**body, **values}
 

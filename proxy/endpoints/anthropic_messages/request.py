@@ -144,7 +144,7 @@ def _chat_body(
     """Returns the chat body for `body`; `bulk`: the bytes of the fields left undecoded."""
     tools_json = bulk.get("tools") if bulk else None
     if bulk:
-        body = decode_lazy(body, {k: v for k, v in bulk.items() if k != "tools"})
+        body = decode_lazy(body, bulk, keep=("tools",))
     out: dict[str, Any] = {
         "model": model,
         "messages": convert_messages(body.get("system"), body.get("messages")),

@@ -163,9 +163,7 @@ def _translate(
     the bytes of the fields the parse left undecoded."""
     tools_json = bulk.get("tools") if bulk else None
     if bulk:
-        body = decode_lazy(body, {k: v for k, v in bulk.items() if k != "tools"})
-    tools: list[dict[str, Any]]
-    found: Mapping[str, ToolRef]
+        body = decode_lazy(body, bulk, keep=("tools",))
     if tools_json is not None:
         tools, found = convert_tools_json(tools_json)
     else:

@@ -68,7 +68,7 @@ def convert_tools(value: Any) -> tuple[list[dict[str, Any]], dict[str, ToolRef]]
     return tools, table
 
 
-def _shared_tools(value: Any) -> tuple[SharedTools, Mapping[str, ToolRef]]:
+def _shared_tools(value: Any) -> tuple[list[dict[str, Any]], Mapping[str, ToolRef]]:
     tools, table = convert_tools(value)
     return SharedTools(tools), table
 
